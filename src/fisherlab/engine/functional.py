@@ -1,0 +1,217 @@
+r"""The generic engine: every quantity of one data batch through :mod:`torch.func`.
+
+A :class:`FunctionalModel` turns ``model`` and a likelihood into pure functions of the
+trainable parameters (``torch.func.functional_call``) and computes batch **sums** (never
+averages: :class:`fisherlab.Curvature` applies the reduction):
+
+- per-sample gradients :math:`g_n = \nabla_\theta l_n` by ``vmap(grad(l))``;
+- per-sample Jacobians :math:`J_n = \partial f_n / \partial\theta` by ``vmap(jacrev(f))``;
+- "sandwich rows" :math:`B_n = S_n^\top J_n` for a factor :math:`S_n` (``C × K``) by one
+  vector-Jacobian product per column of :math:`S_n` — with :math:`S_n S_n^\top = \Lambda_n`
+  these give :math:`\sum_n J_n^\top \Lambda_n J_n = \sum_n B_n^\top B_n` and its diagonal
+  :math:`\sum_{n,k} B_{n,k}^2` without any :math:`D \times D` matrix;
+- the Hessian by ``torch.func.hessian`` and Hessian-vector products by forward-over-reverse
+  differentiation;
+- matrix-free products with :math:`\sum_n J_n^\top M_n J_n` (one ``jvp`` and one ``vjp``)
+  and with :math:`\sum_n g_n g_n^\top` (a ``jvp`` of the vector of per-sample losses gives
+  :math:`G v`, a ``vjp`` with weights :math:`G v` gives :math:`G^\top G v`).
+
+Parameters are flattened in ``model.parameters()`` order over those with
+``requires_grad`` (as :func:`torch.nn.utils.parameters_to_vector` does); frozen parameters
+and buffers enter as constants. Shared (tied) parameters appear once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
+
+from fisherlab.likelihoods import Likelihood
+
+__all__ = ["FunctionalModel"]
+
+Params = dict[str, Tensor]
+
+
+class FunctionalModel:
+    """A model and a likelihood as pure functions of the flat trainable parameter vector.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model of differentiable torch modules; its output for ``N`` inputs must have
+        leading dimension ``N`` (further dimensions are flattened into ``C``).
+    likelihood : Likelihood
+        The per-sample negative log-likelihood.
+    """
+
+    def __init__(self, model: torch.nn.Module, likelihood: Likelihood) -> None:
+        self.model = model
+        self.likelihood = likelihood
+        named = list(model.named_parameters())
+        self.names = [name for name, p in named if p.requires_grad]
+        if not self.names:
+            raise ValueError("model has no parameters with requires_grad=True")
+        params = self.params
+        self.shapes = [params[name].shape for name in self.names]
+        self.numels = [params[name].numel() for name in self.names]
+        self.num_params = sum(self.numels)
+
+    @property
+    def params(self) -> Params:
+        """The model's current trainable parameters (detached), by name."""
+        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    @property
+    def constants(self) -> Params:
+        """Frozen parameters and buffers, by name: constants of every function here."""
+        frozen = {n: p.detach() for n, p in self.model.named_parameters() if not p.requires_grad}
+        return {**frozen, **dict(self.model.named_buffers())}
+
+    # -- parameter plumbing -----------------------------------------------------------
+    def flat_params(self) -> Tensor:
+        """The current trainable parameters as one flat vector ``(D,)``."""
+        return torch.cat([self.params[name].reshape(-1) for name in self.names])
+
+    def unflatten(self, vector: Tensor) -> Params:
+        """Split a flat ``(D,)`` vector into a name → tensor dict of parameter shapes."""
+        chunks = vector.split(self.numels)
+        return {
+            name: chunk.view(shape) for name, chunk, shape in zip(self.names, chunks, self.shapes)
+        }
+
+    def flatten(self, tensors: Params, batch_dims: int = 0) -> Tensor:
+        """Concatenate a name → tensor dict into flat vectors, keeping ``batch_dims`` dims."""
+        parts = [tensors[name] for name in self.names]
+        lead = parts[0].shape[:batch_dims]
+        return torch.cat([t.reshape(*lead, -1) for t in parts], dim=batch_dims)
+
+    # -- forward functions --------------------------------------------------------------
+    def outputs(self, params: Params, X: Tensor) -> Tensor:
+        """Model outputs for a batch, flattened to ``(N, C)``."""
+        out = functional_call(self.model, {**self.constants, **params}, (X,))
+        return out.reshape(X.shape[0], -1)
+
+    def _sample_output(self, params: Params, x: Tensor) -> Tensor:
+        return self.outputs(params, x.unsqueeze(0))[0]
+
+    def _sample_loss(self, params: Params, x: Tensor, y: Tensor) -> Tensor:
+        f = self.outputs(params, x.unsqueeze(0))
+        return self.likelihood.nll(f, y.unsqueeze(0))[0]
+
+    def losses(self, params: Params, X: Tensor, y: Tensor) -> Tensor:
+        """Per-sample losses ``(N,)``."""
+        return self.likelihood.nll(self.outputs(params, X), y)
+
+    def _flat_function(self, fn: Callable[[Params], Tensor]) -> Callable[[Tensor], Tensor]:
+        return lambda theta: fn(self.unflatten(theta))
+
+    # -- first order ----------------------------------------------------------------------
+    def loss_sum(self, X: Tensor, y: Tensor) -> Tensor:
+        """``Σ_n l_n`` over the batch."""
+        with torch.no_grad():
+            return self.losses(self.params, X, y).sum()
+
+    def gradient(self, X: Tensor, y: Tensor) -> Tensor:
+        """``Σ_n ∇l_n``, shape ``(D,)``."""
+        g = grad(lambda p: self.losses(p, X, y).sum())(self.params)
+        return self.flatten(g)
+
+    def per_sample_gradients(self, X: Tensor, y: Tensor) -> Tensor:
+        """``g_n = ∇l_n`` for every sample, shape ``(N, D)``."""
+        g = vmap(grad(self._sample_loss), in_dims=(None, 0, 0))(self.params, X, y)
+        return self.flatten(g, batch_dims=1)
+
+    # -- Jacobians and sandwiches ---------------------------------------------------------
+    def jacobians(self, X: Tensor) -> Tensor:
+        """Per-sample Jacobians ``J_n = ∂f_n/∂θ``, shape ``(N, C, D)``."""
+        jac = vmap(jacrev(self._sample_output), in_dims=(None, 0))(self.params, X)
+        return self.flatten(jac, batch_dims=2)
+
+    def sandwich_rows(self, X: Tensor, factors: Tensor) -> Tensor:
+        """Rows ``B_n = S_nᵀ J_n`` for factors ``S`` of shape ``(N, C, K)``; shape ``(N, K, D)``.
+
+        One vector-Jacobian product per sample and factor column.
+        """
+
+        def rows_of_sample(x: Tensor, factor: Tensor) -> Params:
+            _, pullback = vjp(lambda p: self._sample_output(p, x), self.params)
+            return vmap(lambda column: pullback(column)[0])(factor.T)
+
+        rows = vmap(rows_of_sample)(X, factors)
+        return self.flatten(rows, batch_dims=2)
+
+    def ggn_dense(self, X: Tensor, y: Tensor) -> Tensor:
+        """``Σ_n J_nᵀ (∇²_f l_n) J_n`` with the closed-form output Hessian, ``(D, D)``."""
+        jac = self.jacobians(X)
+        H = self.likelihood.output_hessian(self._outputs_detached(X), y)
+        return torch.einsum("ncd,nce,nef->df", jac, H, jac)
+
+    def ggn_diag(self, X: Tensor, y: Tensor) -> Tensor:
+        """Diagonal of :meth:`ggn_dense` from per-sample Jacobians, ``(D,)``."""
+        jac = self.jacobians(X)
+        H = self.likelihood.output_hessian(self._outputs_detached(X), y)
+        return torch.einsum("ncd,nce,ned->d", jac, H, jac)
+
+    def _outputs_detached(self, X: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.outputs(self.params, X)
+
+    # -- second order -----------------------------------------------------------------
+    def hessian_dense(self, X: Tensor, y: Tensor) -> Tensor:
+        """``∇²_θ Σ_n l_n`` by ``torch.func.hessian``, ``(D, D)``."""
+        fn = self._flat_function(lambda p: self.losses(p, X, y).sum())
+        return hessian(fn)(self.flat_params())
+
+    def hessian_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
+        """``(∇²_θ Σ_n l_n) V`` for ``V`` of shape ``(D, k)``, forward-over-reverse, ``(D, k)``."""
+        gradient_fn = grad(self._flat_function(lambda p: self.losses(p, X, y).sum()))
+        theta = self.flat_params()
+
+        def hvp(v: Tensor) -> Tensor:
+            return jvp(gradient_fn, (theta,), (v,))[1]
+
+        return vmap(hvp, in_dims=1, out_dims=1)(V)
+
+    def hessian_diag(self, X: Tensor, y: Tensor, chunk_size: int = 256) -> Tensor:
+        """Exact diagonal of the Hessian from Hessian-vector products with unit vectors.
+
+        Peak memory is ``O(chunk_size · D)``; time is ``D / chunk_size`` batched products.
+        """
+        theta = self.flat_params()
+        D = theta.numel()
+        diagonal = torch.empty(D, dtype=theta.dtype, device=theta.device)
+        for start in range(0, D, chunk_size):
+            stop = min(start + chunk_size, D)
+            E = torch.zeros(D, stop - start, dtype=theta.dtype, device=theta.device)
+            index = torch.arange(start, stop, device=theta.device)
+            E[index, index - start] = 1.0
+            diagonal[start:stop] = self.hessian_matvec(X, y, E)[index, index - start]
+        return diagonal
+
+    def sandwich_matvec(self, X: Tensor, inner: Tensor, V: Tensor) -> Tensor:
+        """``Σ_n J_nᵀ M_n J_n V`` for ``M`` of shape ``(N, C, C)`` and ``V`` of shape ``(D, k)``."""
+        outputs = self._flat_function(lambda p: self.outputs(p, X))
+        theta = self.flat_params()
+        _, pullback = vjp(outputs, theta)
+
+        def product(v: Tensor) -> Tensor:
+            Jv = jvp(outputs, (theta,), (v,))[1]
+            return pullback(torch.einsum("nij,nj->ni", inner, Jv))[0]
+
+        return vmap(product, in_dims=1, out_dims=1)(V)
+
+    def gradient_outer_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
+        """``Σ_n g_n g_nᵀ V`` without per-sample gradients, ``V`` of shape ``(D, k)``."""
+        losses = self._flat_function(lambda p: self.losses(p, X, y))
+        theta = self.flat_params()
+        _, pullback = vjp(losses, theta)
+
+        def product(v: Tensor) -> Tensor:
+            Gv = jvp(losses, (theta,), (v,))[1]
+            return pullback(Gv)[0]
+
+        return vmap(product, in_dims=1, out_dims=1)(V)

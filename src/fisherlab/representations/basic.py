@@ -1,0 +1,94 @@
+"""The basic forms: ``"dense"`` (a ``(D, D)`` tensor), ``"diag"`` (a ``(D,)`` tensor) and
+``"operator"`` (a matrix-free :class:`CurvatureOperator`).
+
+The covariance :math:`\\Sigma = a\\sum_n g_n g_n^\\top - \\nabla L\\nabla L^\\top` is assembled
+from the empirical Fisher's batch sums and the gradient (see
+:meth:`fisherlab.Curvature.covariance` for ``a``); the variance is its diagonal.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from fisherlab.quantities import (
+    Quantity,
+    QuantitySpec,
+    batch_dense,
+    batch_diag,
+    batch_matvec,
+    mc_factors,
+)
+from fisherlab.representations.operator import CurvatureOperator
+from fisherlab.representations.registry import register_form
+
+if TYPE_CHECKING:
+    from fisherlab.curvature import Curvature
+
+__all__ = ["dense", "diag", "operator"]
+
+_EMPIRICAL = QuantitySpec(Quantity.EMPIRICAL_FISHER)
+_NOISE = (Quantity.COVARIANCE, Quantity.VARIANCE)
+
+
+@register_form("dense")
+def dense(curvature: Curvature, spec: QuantitySpec) -> Tensor:
+    """The quantity as a dense ``(D, D)`` matrix."""
+    if spec.kind is Quantity.VARIANCE:
+        return torch.diag(diag(curvature, spec))
+    if spec.kind is Quantity.COVARIANCE:
+        raw = curvature.batch_sum(lambda fm, X, y: batch_dense(fm, X, y, _EMPIRICAL))
+        g = curvature.gradient()
+        return curvature.covariance_scale(spec) * (
+            curvature.second_moment_scale() * raw - torch.outer(g, g)
+        )
+    return curvature.normalize(curvature.batch_sum(lambda fm, X, y: batch_dense(fm, X, y, spec)))
+
+
+@register_form("diag")
+def diag(curvature: Curvature, spec: QuantitySpec) -> Tensor:
+    """The diagonal of the quantity, ``(D,)``, computed without a ``(D, D)`` matrix."""
+    if spec.kind in _NOISE:
+        raw = curvature.batch_sum(lambda fm, X, y: batch_diag(fm, X, y, _EMPIRICAL))
+        g = curvature.gradient()
+        return curvature.covariance_scale(spec) * (curvature.second_moment_scale() * raw - g**2)
+    return curvature.normalize(curvature.batch_sum(lambda fm, X, y: batch_diag(fm, X, y, spec)))
+
+
+@register_form("operator")
+def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
+    """A matrix-free operator: products by Jacobian-vector and vector-Jacobian products."""
+    fm = curvature.functional_model
+    name = spec.kind.value
+    if spec.kind is Quantity.VARIANCE:
+        variance = diag(curvature, spec)
+        matmat = lambda V: variance.unsqueeze(1) * V  # noqa: E731
+    elif spec.kind is Quantity.COVARIANCE:
+        g = curvature.gradient()
+        a = curvature.second_moment_scale()
+        c = curvature.covariance_scale(spec)
+
+        def matmat(V: Tensor) -> Tensor:
+            raw = curvature.batch_sum(lambda fm, X, y: batch_matvec(fm, X, y, _EMPIRICAL, V))
+            return c * (a * raw - torch.outer(g, g @ V))
+    elif spec.kind is Quantity.FISHER_MC:
+        batches = list(curvature.batches())
+        factors = [mc_factors(fm, X, spec.mc_samples or 1, spec.generator) for X, _ in batches]
+
+        def matmat(V: Tensor) -> Tensor:
+            total = sum(
+                batch_matvec(fm, X, y, spec, V, mc_factor=Q)
+                for (X, y), Q in zip(batches, factors)
+            )
+            return curvature.normalize(total)
+    else:
+
+        def matmat(V: Tensor) -> Tensor:
+            return curvature.normalize(
+                curvature.batch_sum(lambda fm, X, y: batch_matvec(fm, X, y, spec, V))
+            )
+
+    theta = fm.flat_params()
+    return CurvatureOperator(matmat, fm.num_params, theta.dtype, theta.device, name=name)

@@ -1,0 +1,176 @@
+"""Matrix-free symmetric operators: products, damped solves, dense and SciPy views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import LinearOperator, cg
+from torch import Tensor
+
+__all__ = ["CurvatureOperator"]
+
+MatMat = Callable[[Tensor], Tensor]
+
+
+def _check_damping(damping: float) -> float:
+    damping = float(damping)
+    if not (damping >= 0.0 and np.isfinite(damping)):
+        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+    return damping
+
+
+class CurvatureOperator:
+    r"""A symmetric ``D × D`` matrix known only through products ``A V``.
+
+    Parameters
+    ----------
+    matmat : callable
+        Maps ``V`` of shape ``(D, k)`` to ``A V`` of shape ``(D, k)``.
+    dim : int
+        The dimension ``D``.
+    dtype, device
+        Those of the vectors the operator acts on.
+    name : str
+        What the operator represents (shown in ``repr`` and error messages).
+    dense_threshold : int
+        ``solve(method="auto")`` builds the dense matrix and solves directly when
+        ``D <= dense_threshold``, and uses conjugate gradients otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    >>> op = CurvatureOperator(lambda V: A @ V, 2, torch.float64, torch.device("cpu"))
+    >>> op @ torch.tensor([1.0, 0.0], dtype=torch.float64)
+    tensor([2., 1.], dtype=torch.float64)
+    """
+
+    def __init__(
+        self,
+        matmat: MatMat,
+        dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        name: str = "operator",
+        dense_threshold: int = 2048,
+    ) -> None:
+        self._matmat = matmat
+        self.dim = dim
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+        self.dense_threshold = dense_threshold
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(D, D)``."""
+        return (self.dim, self.dim)
+
+    def __repr__(self) -> str:
+        return f"CurvatureOperator({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+    def _as_columns(self, v: Tensor) -> tuple[Tensor, bool]:
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(v).__name__}")
+        if v.ndim not in (1, 2) or v.shape[0] != self.dim:
+            raise ValueError(
+                f"{self.name}: expected a vector of shape ({self.dim},) or a matrix of shape "
+                f"({self.dim}, k), got {tuple(v.shape)}"
+            )
+        is_vector = v.ndim == 1
+        return (v.unsqueeze(1) if is_vector else v).to(self.dtype), is_vector
+
+    def __matmul__(self, v: Tensor) -> Tensor:
+        """``A v`` for a vector ``(D,)`` or ``A V`` for columns ``(D, k)``."""
+        V, is_vector = self._as_columns(v)
+        out = self._matmat(V)
+        return out[:, 0] if is_vector else out
+
+    def to_dense(self, chunk_size: int = 256) -> Tensor:
+        """The dense ``(D, D)`` matrix, built from products with unit-vector blocks."""
+        columns = []
+        for start in range(0, self.dim, chunk_size):
+            stop = min(start + chunk_size, self.dim)
+            E = torch.zeros(self.dim, stop - start, dtype=self.dtype, device=self.device)
+            E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
+            columns.append(self._matmat(E))
+        return torch.cat(columns, dim=1)
+
+    def to_scipy(self) -> LinearOperator:
+        """A :class:`scipy.sparse.linalg.LinearOperator` (float64 NumPy) view."""
+
+        def matmat(V: np.ndarray) -> np.ndarray:
+            V = np.asarray(V)
+            columns = torch.as_tensor(V.reshape(self.dim, -1), dtype=self.dtype)
+            out = self._matmat(columns.to(self.device)).detach().cpu().double().numpy()
+            return out.reshape(V.shape)
+
+        return LinearOperator(
+            self.shape, matvec=matmat, matmat=matmat, rmatvec=matmat, dtype=np.float64
+        )
+
+    def solve(
+        self,
+        v: Tensor,
+        damping: float = 0.0,
+        method: str = "auto",
+        rtol: float = 1e-10,
+        maxiter: int | None = None,
+    ) -> Tensor:
+        r"""Solve :math:`(A + \lambda I) x = v` for a vector or matrix of columns ``v``.
+
+        Parameters
+        ----------
+        v : Tensor
+            Right-hand side, ``(D,)`` or ``(D, k)``.
+        damping : float
+            :math:`\lambda \geq 0`.
+        method : {"auto", "dense", "cg"}
+            ``"dense"`` builds the matrix and uses :func:`torch.linalg.solve`; ``"cg"`` runs
+            SciPy's conjugate gradients on :meth:`to_scipy` (``A + λI`` must be positive
+            definite); ``"auto"`` picks dense for ``D <= dense_threshold``.
+        rtol : float
+            Relative residual tolerance of conjugate gradients.
+        maxiter : int or None
+            Iteration cap of conjugate gradients (default ``10 D``).
+
+        Raises
+        ------
+        RuntimeError
+            If conjugate gradients does not reach ``rtol``, or the damped matrix is singular.
+        """
+        damping = _check_damping(damping)
+        if method not in ("auto", "dense", "cg"):
+            raise ValueError(f"method must be 'auto', 'dense' or 'cg', got {method!r}")
+        V, is_vector = self._as_columns(v)
+        if method == "dense" or (method == "auto" and self.dim <= self.dense_threshold):
+            A = self.to_dense()
+            A.diagonal().add_(damping)
+            try:
+                X = torch.linalg.solve(A, V)
+            except torch.linalg.LinAlgError as error:
+                raise RuntimeError(
+                    f"{self.name} + {damping}·I is singular; use a positive damping"
+                ) from error
+        else:
+            X = self._solve_cg(V, damping, rtol, maxiter)
+        return X[:, 0] if is_vector else X
+
+    def _solve_cg(self, V: Tensor, damping: float, rtol: float, maxiter: int | None) -> Tensor:
+        base = self.to_scipy()
+        damped = LinearOperator(
+            self.shape, matvec=lambda x: base.matvec(x) + damping * x, dtype=np.float64
+        )
+        columns = []
+        for column in V.T:
+            rhs = column.detach().cpu().double().numpy()
+            solution, info = cg(damped, rhs, rtol=rtol, atol=0.0, maxiter=maxiter or 10 * self.dim)
+            if info != 0:
+                raise RuntimeError(
+                    f"conjugate gradients on {self.name} + {damping}·I did not converge to "
+                    f"rtol={rtol} (info={info}); increase damping or maxiter"
+                )
+            columns.append(torch.as_tensor(solution, dtype=self.dtype, device=self.device))
+        return torch.stack(columns, dim=1)
