@@ -1,0 +1,24 @@
+"""Reproductions of published experiments, built on the fisherlab quantities.
+
+Importing this package registers every experiment (in the order of the imports at the
+bottom of this file); it does not import matplotlib.
+
+>>> from fisherlab.experiments import all_experiments
+>>> [e.name for e in all_experiments()]  # doctest: +SKIP
+"""
+
+from fisherlab.experiments.base import CellStore, Claim, Experiment, RunContext
+from fisherlab.experiments.registry import all_experiments, get, register
+
+__all__ = [
+    "CellStore",
+    "Claim",
+    "Experiment",
+    "RunContext",
+    "all_experiments",
+    "get",
+    "register",
+]
+
+# Experiment modules register themselves on import; import order = listing order.
+from fisherlab.experiments import demo  # noqa: E402, F401

@@ -1,0 +1,298 @@
+"""Building blocks of an experiment: its declaration, the run context and cell store.
+
+An experiment is data: a config dataclass, a ``run`` function that returns JSON-able
+results, a ``plot`` function that turns results into PNG files and a ``claims`` function
+that compares the numbers in the results against what the paper says. The runner
+(:mod:`fisherlab.experiments.runner`) wires them together; the CLI and the HTML report
+are thin layers on top.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CellStore",
+    "Claim",
+    "Experiment",
+    "RunContext",
+    "atomic_write_json",
+    "atomic_write_text",
+    "to_jsonable",
+]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of a paper, checked against our own numbers.
+
+    Attributes
+    ----------
+    claim : str
+        What the paper says, in one sentence.
+    measured : str
+        What we measured, with the numbers.
+    holds : bool or None
+        Whether the measurement supports the claim; ``None`` when it is not decidable at
+        the scale that was run.
+    source : str
+        Where the claim is made, e.g. ``"Kunstner et al. 2019, Fig. 3"``.
+    """
+
+    claim: str
+    measured: str
+    holds: bool | None
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the claim as a JSON-able dict."""
+        return {
+            "claim": self.claim,
+            "measured": self.measured,
+            "holds": self.holds,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Claim:
+        """Build a claim from the dict written by :meth:`to_dict`."""
+        return cls(
+            claim=str(d["claim"]),
+            measured=str(d["measured"]),
+            holds=d.get("holds"),
+            source=str(d.get("source", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Declaration of a reproducible experiment.
+
+    Attributes
+    ----------
+    name : str
+        Identifier used on the command line, e.g. ``"kunstner-fig1"``.
+    title : str
+        Human-readable title.
+    paper : str
+        The figure or table reproduced, e.g. ``"Kunstner et al. 2019, Fig. 1"``.
+    description : str
+        What is run and at which scale (say where it is reduced w.r.t. the paper).
+    config_class : type
+        A dataclass holding the configuration. It must define a classmethod
+        ``preset(quick: bool, seed: int)`` returning an instance.
+    run : callable
+        ``run(config, ctx: RunContext) -> dict``; returns JSON-able results. Results may
+        contain ``"tables": {name: {"columns": [...], "rows": [[...], ...]}}``, which the
+        report renders.
+    plot : callable
+        ``plot(results: dict, out_dir: Path) -> list[Path]``; writes PNG files into
+        ``out_dir`` and returns their paths. Import matplotlib inside the function.
+    claims : callable
+        ``claims(results: dict) -> list[Claim]``; computes the numbers behind the claims
+        from the results only (no recomputation).
+    needs_download : tuple of str
+        Names of data sets that must be downloaded (not available offline by default).
+    """
+
+    name: str
+    title: str
+    paper: str
+    description: str
+    config_class: type
+    run: Callable[[Any, RunContext], dict]
+    plot: Callable[[dict, Path], list[Path]]
+    claims: Callable[[dict], list[Claim]]
+    needs_download: tuple[str, ...] = ()
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` to plain JSON types.
+
+    Handles dataclasses, tuples, sets, paths, enums, numpy scalars/arrays and torch
+    tensors; non-finite floats are kept (``json`` writes them as ``NaN``/``Infinity``).
+
+    Parameters
+    ----------
+    obj : Any
+        Object to convert.
+
+    Returns
+    -------
+    Any
+        A structure made of dict, list, str, int, float, bool and None.
+    """
+    import dataclasses
+    import enum
+
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(to_jsonable(v) for v in obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if hasattr(obj, "tolist"):  # numpy arrays/scalars, torch tensors
+        if hasattr(obj, "detach"):
+            obj = obj.detach().cpu()
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "item"):
+        return to_jsonable(obj.item())
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON-serializable")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file in the same dir + replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` (converted by :func:`to_jsonable`) as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def _key_to_filename(key: str) -> str:
+    """Map a cell key to a file name that is safe on every file system and unique."""
+    import hashlib
+
+    safe = _SAFE.sub("_", key).strip("._") or "cell"
+    if safe != key or len(safe) > 120:
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+        safe = f"{safe[:100]}-{digest}"
+    return safe + ".json"
+
+
+class CellStore:
+    """Resumable store of per-cell results: one JSON file per completed cell.
+
+    A "cell" is one independent unit of an experiment (one seed, one learning rate, one
+    data set, ...). Cells are written atomically under ``root`` as they complete, so a
+    run that is interrupted resumes from the completed cells.
+
+    Parameters
+    ----------
+    root : Path
+        Directory holding the cell files (``out_dir/cells/<name>/``); created on demand.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _key_to_filename(str(key))
+
+    def get(self, key: str) -> dict | None:
+        """Return the stored value of ``key``, or ``None`` if the cell is not complete."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        return record["value"]
+
+    def put(self, key: str, value: dict) -> None:
+        """Store ``value`` (JSON-able) as the result of cell ``key``, atomically."""
+        atomic_write_json(self._path(key), {"key": str(key), "value": value})
+
+    def __contains__(self, key: object) -> bool:
+        return self._path(str(key)).is_file()
+
+    def keys(self) -> list[str]:
+        """Return the keys of all completed cells, sorted."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for p in self.root.glob("*.json"):
+            try:
+                with open(p, encoding="utf-8") as f:
+                    out.append(str(json.load(f)["key"]))
+            except (OSError, ValueError, KeyError):
+                continue
+        return sorted(out)
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __repr__(self) -> str:
+        return f"CellStore({str(self.root)!r})"
+
+
+class RunContext:
+    """Everything a running experiment may use besides its config.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The run directory ``DIR/NAME/``.
+    seed : int
+        Base random seed.
+    quick : bool
+        Whether the reduced (quick) scale runs.
+    show_progress : bool, optional
+        Show progress bars; they are shown only if additionally stderr is a TTY.
+    """
+
+    def __init__(self, out_dir: Path, seed: int, quick: bool, show_progress: bool = True) -> None:
+        self.out_dir = Path(out_dir)
+        self.seed = int(seed)
+        self.quick = bool(quick)
+        self.show_progress = bool(show_progress)
+
+    def progress(
+        self, iterable: Iterable[Any], total: int | None = None, desc: str | None = None
+    ) -> Iterator[Any]:
+        """Wrap ``iterable`` in a tqdm progress bar (disabled when not a TTY or turned off)."""
+        enabled = self.show_progress and sys.stderr.isatty()
+        if not enabled:
+            return iter(iterable)
+        from tqdm.auto import tqdm
+
+        return iter(tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr))
+
+    def cells(self, name: str) -> CellStore:
+        """Return the resumable cell store ``out_dir/cells/<name>/``."""
+        safe = _SAFE.sub("_", name).strip("._") or "cells"
+        return CellStore(self.out_dir / "cells" / safe)
+
+    def log(self, message: str) -> None:
+        """Print a status message to stderr."""
+        print(message, file=sys.stderr)
+
+    def __repr__(self) -> str:
+        return f"RunContext(out_dir={str(self.out_dir)!r}, seed={self.seed}, quick={self.quick})"
