@@ -20,7 +20,8 @@ The variance input is the per-sample estimate :math:`s` of Eq. 3.30,
 
 the variance of a *single* sample's gradient (not of the minibatch mean). With fisherlab's
 ``Curvature(model, likelihood, X, y).variance(form="diag")`` (population variance, 1/m) on
-the current minibatch of size ``m``, pass ``variance=c.variance(form="diag") * m / (m - 1)``.
+the current minibatch of size ``m``, pass ``variance=c.variance(form="diag") * m / (m - 1)``
+or, equivalently, ``variance=c.variance(form="diag", unbiased=True)``.
 
 Both EMAs start at zero without bias correction, as in Alg. 1; since the rules use the
 ratio of two EMAs with the same constant, bias correction would cancel.

@@ -253,7 +253,8 @@ class MinibatchMSVAG(Optimizer):
     Getting the variance: ``fisherlab.Curvature(model, likelihood, X, y).variance(form="diag")``
     on the current minibatch of size ``m`` returns the population (1/m) variance of the
     per-sample gradients as a flat vector, so ``variance=c.variance(form="diag") / (m - 1)``
-    is :math:`\hat s^{\mathrm{mb}}` (as ``s = m/(m-1)`` times the population variance).
+    is :math:`\hat s^{\mathrm{mb}}` (as ``s = m/(m-1)`` times the population variance);
+    equivalently ``c.variance(form="diag", unbiased=True) / m``.
     A flat vector is split over the optimizer's parameters with :func:`split_flat`.
 
     Parameters
