@@ -359,9 +359,9 @@ class MSGD(Optimizer):
 
     The thesis' M-SGD uses :math:`(1-\beta)` dampening *and* Adam-style bias correction, so
     it is the non-variance-adapted counterpart of :class:`MSVAG` (Fig. 5.1). It is a
-    rescaled heavy-ball method: :class:`torch.optim.SGD` with ``momentum=beta`` and
-    ``dampening=beta`` takes the step :math:`\alpha\tilde m_t` (no bias correction), and
-    with ``dampening=0`` the step :math:`\alpha\tilde m_t/(1-\beta)` (Eq. 3.24).
+    rescaled heavy-ball method (Eq. 3.24): apart from the bias correction, it takes the steps
+    of :class:`torch.optim.SGD` with ``momentum=beta, dampening=beta``, except that torch
+    initialises its momentum buffer with the first gradient instead of :math:`(1-\beta)g_0`.
 
     Parameters
     ----------
