@@ -349,6 +349,14 @@ def _is_download_error(exc: BaseException) -> bool:
     return isinstance(exc, (DownloadError, ChecksumError))
 
 
+def _plot(exp: Experiment, results: dict, run_dir: Path) -> list[Path]:
+    """Call the experiment's ``plot`` in the fisherlab matplotlib style."""
+    from fisherlab.plotting import style
+
+    with style():
+        return [Path(p) for p in exp.plot(results, run_dir) or []]
+
+
 def _relative_to(path: Path, root: Path) -> str:
     """Return ``path`` relative to ``root`` if it is inside, else the absolute path."""
     path, root = Path(path).resolve(), Path(root).resolve()
@@ -464,7 +472,7 @@ def run_experiment(
         # plot and claims see exactly what is on disk
         with open(run_dir / "results.json", encoding="utf-8") as f:
             results = json.load(f)
-        figures = [Path(p) for p in exp.plot(results, run_dir) or []]
+        figures = _plot(exp, results, run_dir)
         info["figures"] = [_relative_to(p, run_dir) for p in figures]
         claims = exp.claims(results)
         bad = [c for c in claims if not isinstance(c, Claim)]
