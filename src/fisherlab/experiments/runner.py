@@ -308,18 +308,19 @@ def _config_record(exp: Experiment, config: Any, quick: bool, seed: int) -> dict
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """List the differences between two JSON records as ``"key: old -> new"``."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for k in list(old) + [k for k in new if k not in old]:
             name = f"{prefix}{k}"
             if k not in old:
-                out.append(f"{name}: (absent) -> {new[k]!r}")
+                out.append(f"{name}: absent in the existing run, requested {new[k]!r}")
             elif k not in new:
-                out.append(f"{name}: {old[k]!r} -> (absent)")
+                out.append(f"{name}: existing {old[k]!r}, absent in the request")
             else:
-                out.extend(_diff(old[k], new[k], prefix=f"{name}." if k == "config" else ""))
+                out.extend(_diff(old[k], new[k], prefix="" if k == "config" else f"{name}."))
         return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+    return [] if old == new else [f"{prefix.rstrip('.')}: existing {old!r}, requested {new!r}"]
 
 
 def _check_downloads(exp: Experiment) -> str | None:
