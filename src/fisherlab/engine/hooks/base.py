@@ -1,0 +1,80 @@
+r"""The interface of a layer rule: closed forms of one layer family's per-sample gradients.
+
+A rule sees a layer's input :math:`a_n` (kept by a forward hook) and output-gradient
+columns :math:`b_{k,n} = \partial(\cdot)/\partial z_n` (the gradient of the loss, or the
+columns of a factor :math:`S_n` / sampled output gradients backpropagated to the layer's
+output :math:`z_n`). Everything is linear in :math:`b`, so scalings are applied by the
+collector, not here. For column stacks the leading dimension ``K`` indexes columns and
+the second the samples; a rule's outputs keep these dimensions or sum them out:
+
+- :meth:`LayerRule.per_sample`: :math:`\nabla_\theta (b_{k,n}^\top z_n)`, ``(K, N, *shape)``;
+- :meth:`LayerRule.sum_squares`: :math:`\sum_{k,n} (\nabla_\theta b_{k,n}^\top z_n)^{\odot 2}`;
+- :meth:`LayerRule.squared_norms`: :math:`\|\nabla_\theta b_{1,n}^\top z_n\|^2`, ``(N,)``;
+- :meth:`LayerRule.kron_factors`: :math:`A = \frac1N\sum_{n,t} a_{n,t} a_{n,t}^\top` and
+  :math:`G = \sum_{k,n} \bar b_{k,n} \bar b_{k,n}^\top` with :math:`\bar b` summed over
+  positions :math:`t` (Linear and convolution only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["LayerRule", "sum_squares_from_per_sample"]
+
+Grads = dict[str, Tensor]
+
+
+class LayerRule:
+    """Closed forms for one layer family; subclasses implement :meth:`per_sample`.
+
+    ``supports(module)`` returns ``None`` if the module (with its current options) is
+    supported, otherwise a short reason; unsupported modules send the collector to the
+    generic engine.
+    """
+
+    #: module types this rule handles
+    types: tuple[type[torch.nn.Module], ...] = ()
+    #: whether :meth:`kron_factors` is implemented
+    has_kron_factors: bool = False
+
+    def supports(self, module: torch.nn.Module) -> str | None:
+        """Return ``None`` if ``module`` is handled, else the reason why it is not."""
+        return None
+
+    def prepare(self, module: torch.nn.Module, inp: Tensor) -> Any:
+        """Per-forward context computed from the layer input (e.g. an unfolded input)."""
+        return inp
+
+    def per_sample(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> Grads:
+        """Per-column, per-sample parameter gradients ``(K, N, *param.shape)``."""
+        raise NotImplementedError
+
+    def sum_squares(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> Grads:
+        """``Σ_{k,n}`` of squared per-sample gradients, shaped like each parameter."""
+        return sum_squares_from_per_sample(self, module, ctx, b)
+
+    def squared_norms(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> Grads:
+        """Squared L2 norms of per-sample gradients for one column stack ``b`` (K=1): ``(N,)``."""
+        grads = self.per_sample(module, ctx, b)
+        return {name: g[0].flatten(1).pow(2).sum(1) for name, g in grads.items()}
+
+    def kron_factors(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Kronecker factors ``(A, G)``; only Linear and convolutions have them."""
+        raise NotImplementedError(
+            f"Kronecker factors are not available for {type(module).__name__} layers"
+        )
+
+
+def sum_squares_from_per_sample(
+    rule: LayerRule, module: torch.nn.Module, ctx: Any, b: Tensor
+) -> Grads:
+    """``Σ_{k,n}`` of squared per-sample gradients, one column at a time (bounds memory)."""
+    total: Grads = {}
+    for k in range(b.shape[0]):
+        for name, g in rule.per_sample(module, ctx, b[k : k + 1]).items():
+            s = g.pow(2).sum((0, 1))
+            total[name] = total[name] + s if name in total else s
+    return total

@@ -1,0 +1,623 @@
+r"""Statistics collected during an ordinary ``loss.backward()``.
+
+>>> import torch, fisherlab as fl
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+>>> X, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+>>> lik = fl.likelihoods.Categorical()
+>>> with fl.engine.hooks.collect(model, lik, statistics=("gradient", "variance")) as stats:
+...     loss = torch.nn.functional.cross_entropy(model(X), y)
+...     loss.backward()
+>>> stats.flat("variance").shape
+torch.Size([23])
+
+Scaling (DESIGN.md conventions). The loss must be :math:`L = c\sum_n l_n` with
+:math:`c = 1/N` (``reduction="mean"``) or :math:`c = 1` (``"sum"``) and :math:`l_n` the
+likelihood's per-sample loss of the model output. With :math:`g_n = \nabla l_n`:
+
+======================  ==========================================================================
+statistic               value per parameter
+======================  ==========================================================================
+``gradient``            :math:`\nabla L = c \sum_n g_n`
+``second_moment``       :math:`c \sum_n g_n^{\odot 2}` (the empirical Fisher's diagonal)
+``variance``            :math:`a \sum_n g_n^{\odot 2} - (\nabla L)^{\odot 2}`,
+                        :math:`a = 1/N` (mean) or :math:`N` (sum): :math:`\mathrm{diag}(\Sigma)`
+``l2_norm``             :math:`\|g_n\|_2` per sample, ``(N,)`` (per parameter, and in total)
+``per_sample_gradients`` :math:`g_n`, ``(N, *shape)``
+``fisher_mc_diag``      :math:`\frac{c}{S}\sum_n\sum_s (J_n^\top q_{s,n})^{\odot 2}`, sampled labels
+``ggn_diag``            :math:`c \sum_n \sum_k (J_n^\top S_{n,:k})^{\odot 2}`,
+                        :math:`S_n S_n^\top = \Lambda(f_n) = \nabla_f^2 l_n` (exact Fisher = GGN)
+``kfac``                Kronecker factors :math:`(G, A)` from sampled labels (weights of Linear
+                        and convolutions; biases get :math:`(G,)`)
+``kflr``                the same with the exact factor :math:`S_n`
+======================  ==========================================================================
+
+For a Linear or convolution weight the Kronecker factors are
+:math:`A = \frac1N \sum_{n,t} a_{n,t} a_{n,t}^\top` (inputs, unfolded patches for
+convolutions, summed over positions :math:`t`) and :math:`G = \frac{c}{K}\sum_{n,k}
+\bar b_{k,n} \bar b_{k,n}^\top` with :math:`\bar b_{k,n} = \sum_t J_{n,t}^\top s_{k,n}` the
+column backpropagated to the layer output and summed over positions (:math:`K = S` for
+``kfac``, :math:`1` for ``kflr``); the weight block is approximated by :math:`G \otimes A`
+(row-major flattening of the weight), the bias block by :math:`G`. These are BackPACK's
+KFAC/KFLR conventions.
+
+How. Forward hooks keep each supported layer's input; a tensor hook on the layer output
+receives the output gradient during the backward pass, and the layer's closed forms
+(:mod:`fisherlab.engine.hooks.linear`, ``conv``, ``embedding``, ``norm``) turn input and
+output gradient into the statistics without per-sample gradients where possible. For the
+curvature statistics a hook on the model output backpropagates the columns of
+:math:`S_n` (exact) and of the sampled output gradients :math:`q_{s,n}` (Monte Carlo) to
+every layer output in one batched backward pass before the ordinary backward continues.
+Models with parameterised modules that have no closed form here, parameters used more
+than once, or layers called more than once get a warning and the generic
+:mod:`torch.func` engine (:class:`fisherlab.engine.functional.FunctionalModel`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.hooks import RemovableHandle
+
+from fisherlab.engine.functional import FunctionalModel
+from fisherlab.engine.hooks.base import LayerRule
+from fisherlab.engine.hooks.conv import ConvRule
+from fisherlab.engine.hooks.embedding import EmbeddingRule
+from fisherlab.engine.hooks.linear import LinearRule
+from fisherlab.engine.hooks.norm import BatchNormRule, LayerNormRule
+from fisherlab.likelihoods import Likelihood
+from fisherlab.validation import check_mc_samples, check_reduction
+
+__all__ = [
+    "Statistic",
+    "FIRST_ORDER",
+    "Collector",
+    "collect",
+    "compute",
+    "FallbackWarning",
+    "RULES",
+]
+
+
+class Statistic(str, Enum):
+    """Statistics the collector computes (see the module docstring for their scaling)."""
+
+    GRADIENT = "gradient"
+    SECOND_MOMENT = "second_moment"
+    VARIANCE = "variance"
+    L2_NORM = "l2_norm"
+    PER_SAMPLE_GRADIENTS = "per_sample_gradients"
+    FISHER_MC_DIAG = "fisher_mc_diag"
+    GGN_DIAG = "ggn_diag"
+    KFAC = "kfac"
+    KFLR = "kflr"
+
+
+#: gradient, second moment, variance and per-sample gradient norms
+FIRST_ORDER: tuple[Statistic, ...] = (
+    Statistic.GRADIENT,
+    Statistic.SECOND_MOMENT,
+    Statistic.VARIANCE,
+    Statistic.L2_NORM,
+)
+
+#: the layer rules, tried in order; a module is handled by the rule listing its exact type
+RULES: tuple[LayerRule, ...] = (
+    LinearRule(),
+    ConvRule(),
+    EmbeddingRule(),
+    LayerNormRule(),
+    BatchNormRule(),
+)
+
+_SQUARES = (Statistic.SECOND_MOMENT, Statistic.VARIANCE)
+_MC = (Statistic.FISHER_MC_DIAG, Statistic.KFAC)
+_EXACT = (Statistic.GGN_DIAG, Statistic.KFLR)
+_KRON = (Statistic.KFAC, Statistic.KFLR)
+
+
+class FallbackWarning(UserWarning):
+    """The fast path does not cover the model; the generic engine computes the statistics."""
+
+
+def rule_for(module: torch.nn.Module) -> LayerRule | None:
+    """Return the rule whose types contain ``type(module)`` exactly (not subclasses)."""
+    for rule in RULES:
+        if type(module) in rule.types:
+            return rule
+    return None
+
+
+@dataclass
+class _Record:
+    """One call of a supported layer in the current forward pass."""
+
+    module: torch.nn.Module
+    rule: LayerRule
+    inp: Tensor
+    output: Tensor
+    columns: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Collector:
+    """Hooks that compute gradient and curvature statistics during ``loss.backward()``.
+
+    Use it as a context manager (hooks are removed on exit; results stay readable), see
+    :func:`collect`. Each backward pass through the model replaces the previous results.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; BatchNorm layers must be in evaluation mode.
+    likelihood : Likelihood
+        The likelihood whose per-sample loss the training loss sums or averages.
+    statistics : iterable of Statistic or str
+        What to compute; default :data:`FIRST_ORDER`.
+    reduction : {"mean", "sum"} or None
+        The training loss's reduction over samples (default: the likelihood's, else mean).
+    mc_samples : int
+        Sampled labels per input for ``fisher_mc_diag`` and ``kfac``.
+    generator : torch.Generator or None
+        Source of the sampled labels; they are drawn as
+        ``likelihood.sampled_output_gradient(f, mc_samples, generator)`` on the batch
+        outputs, exactly as the generic engine does.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        likelihood: Likelihood,
+        statistics: Iterable[Statistic | str] = FIRST_ORDER,
+        reduction: str | None = None,
+        mc_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(likelihood, Likelihood):
+            raise TypeError(
+                f"likelihood must be a fisherlab Likelihood, got {type(likelihood).__name__}"
+            )
+        if isinstance(statistics, (str, Statistic)):
+            statistics = (statistics,)
+        try:
+            self.statistics = frozenset(Statistic(s) for s in statistics)
+        except ValueError as error:
+            known = ", ".join(s.value for s in Statistic)
+            raise ValueError(f"{error}; known statistics: {known}") from None
+        if not self.statistics:
+            raise ValueError("statistics is empty: name at least one statistic")
+        if reduction is None:
+            reduction = likelihood.reduction or "mean"
+        check_reduction(reduction)
+        check_mc_samples(mc_samples)
+        self.model = model
+        self.likelihood = likelihood
+        self.reduction = reduction
+        self.mc_samples = mc_samples
+        self.generator = generator
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("model has no parameters with requires_grad=True")
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self._layers, self.fallback_reason = self._scan()
+        if self.fallback_reason is not None and self.statistics & set(_KRON):
+            raise NotImplementedError(
+                f"Kronecker factors need the fast path, which does not cover this model: "
+                f"{self.fallback_reason}"
+            )
+        self._handles: list[RemovableHandle] = []
+        self._inner = False
+        self._reset()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _scan(self) -> tuple[dict[torch.nn.Module, LayerRule], str | None]:
+        owners: dict[int, str] = {}
+        layers: dict[torch.nn.Module, LayerRule] = {}
+        reason: str | None = None
+        for name, module in self.model.named_modules(remove_duplicate=False):
+            trainable = {k: p for k, p in module._parameters.items() if p is not None}
+            trainable = {k: p for k, p in trainable.items() if p.requires_grad}
+            if not trainable:
+                continue
+            label = name or type(module).__name__
+            for p in trainable.values():
+                if id(p) in owners and owners[id(p)] != label:
+                    reason = reason or f"parameter shared by {owners[id(p)]!r} and {label!r}"
+                owners[id(p)] = label
+            rule = rule_for(module)
+            why = "no closed form for this layer type" if rule is None else rule.supports(module)
+            if why is not None:
+                reason = reason or f"{label!r} ({type(module).__name__}): {why}"
+                continue
+            assert rule is not None
+            layers[module] = rule
+        return layers, reason
+
+    def __enter__(self) -> Collector:
+        self.attach()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def attach(self) -> None:
+        """Register the hooks (done by ``with``)."""
+        if self._handles:
+            return
+        if self.fallback_reason is not None:
+            warnings.warn(
+                f"fisherlab.engine.hooks: {self.fallback_reason}; statistics come from the "
+                "generic torch.func engine (slower)",
+                FallbackWarning,
+                stacklevel=3,
+            )
+        self._handles.append(self.model.register_forward_pre_hook(self._on_model_input))
+        self._handles.append(self.model.register_forward_hook(self._on_model_output))
+        if self.fallback_reason is None:
+            for module in self._layers:
+                self._handles.append(module.register_forward_hook(self._on_layer_forward))
+        for p in self.params:
+            self._handles.append(p.register_hook(self._gradient_hook(p)))
+
+    def detach(self) -> None:
+        """Remove the hooks (done on leaving ``with``); the results stay."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _reset(self) -> None:
+        self._records: dict[torch.nn.Module, _Record] = {}
+        self._calls: dict[torch.nn.Module, int] = {}
+        self._input: Tensor | None = None
+        self._output: Tensor | None = None
+        self._fast = self.fallback_reason is None
+        self._raw: dict[Statistic, dict[Tensor, Any]] = {s: {} for s in Statistic}
+        self._num_samples: int | None = None
+        self._columns_done = False
+
+    # -- forward hooks --------------------------------------------------------------------
+    def _on_model_input(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if self._inner:
+            return
+        self._reset()
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            self._input = args[0].detach()
+
+    def _on_layer_forward(
+        self, module: torch.nn.Module, args: tuple[Any, ...], output: Any
+    ) -> None:
+        if self._inner or not torch.is_grad_enabled():
+            return
+        self._calls[module] = self._calls.get(module, 0) + 1
+        if not isinstance(output, Tensor) or not output.requires_grad or len(args) != 1:
+            return
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.training:
+            raise ValueError(
+                f"BatchNorm layer {type(module).__name__} is in training mode: per-sample "
+                "statistics are not defined when a sample's output depends on the rest of "
+                "the batch; call model.eval() first"
+            )
+        record = _Record(module, self._layers[module], args[0].detach(), output)
+        self._records[module] = record
+        output.register_hook(lambda g: self._on_layer_gradient(record, g))
+
+    def _on_model_output(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if self._inner or not torch.is_grad_enabled():
+            return
+        if not isinstance(output, Tensor) or not output.requires_grad:
+            return
+        self._output = output
+        self._num_samples = output.shape[0]
+        if self._fast:
+            reason = self._check_graph(output)
+            if reason is not None:
+                self._fast = False
+                warnings.warn(
+                    f"fisherlab.engine.hooks: {reason}; statistics come from the generic "
+                    "torch.func engine (slower)",
+                    FallbackWarning,
+                    stacklevel=2,
+                )
+        if not self._fast and self._input is None:
+            raise NotImplementedError(
+                "the generic engine needs a model called with a single tensor input"
+            )
+        output.register_hook(self._on_output_gradient)
+
+    def _check_graph(self, output: Tensor) -> str | None:
+        """Each trainable parameter must enter the graph once, through its own layer."""
+        for module, calls in self._calls.items():
+            if calls > 1:
+                return f"layer {type(module).__name__} is called {calls} times in one forward"
+        uses: dict[int, int] = {}
+        seen: set[Any] = set()
+        stack = [output.grad_fn]
+        while stack:
+            node = stack.pop()
+            for nxt, _ in node.next_functions:
+                if nxt is None:
+                    continue
+                variable = getattr(nxt, "variable", None)
+                if variable is not None:
+                    uses[id(variable)] = uses.get(id(variable), 0) + 1
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        owner = {id(p): m for m in self._layers for p in m.parameters(recurse=False)}
+        for name, p in zip(self.names, self.params, strict=True):
+            count = uses.get(id(p), 0)
+            if count > 1:
+                return f"parameter {name!r} is used {count} times in one forward"
+            if count == 1 and owner.get(id(p)) not in self._records:
+                return f"parameter {name!r} is used outside its layer's forward"
+        return None
+
+    # -- backward hooks -------------------------------------------------------------------
+    def _gradient_hook(self, p: Tensor) -> Any:
+        def hook(g: Tensor) -> None:
+            if not self._inner:
+                self._raw[Statistic.GRADIENT][p] = g.detach().clone()
+
+        return hook
+
+    @property
+    def _c(self) -> float:
+        assert self._num_samples is not None
+        return 1.0 / self._num_samples if self.reduction == "mean" else 1.0
+
+    def _factor_columns(self, f: Tensor) -> dict[str, Tensor]:
+        """Columns ``(K, N, C)``: sampled output gradients and/or the exact factor."""
+        f2d = f.detach().reshape(f.shape[0], -1)
+        columns: dict[str, Tensor] = {}
+        if self.statistics & set(_MC):
+            columns["mc"] = self.likelihood.sampled_output_gradient(
+                f2d, self.mc_samples, self.generator
+            )
+        if self.statistics & set(_EXACT):
+            columns["exact"] = self.likelihood.sqrt_fisher_output(f2d).permute(2, 0, 1)
+        return columns
+
+    def _on_output_gradient(self, g: Tensor) -> None:
+        if self._inner:
+            return
+        if not self._fast:
+            f = self._output
+            assert f is not None
+            self._fallback(f, g, self._factor_columns(f))
+            return
+        self._ensure_columns()
+
+    def _ensure_columns(self) -> None:
+        """Backpropagate the factor columns to every layer output, once per backward pass.
+
+        Triggered by the first backward hook that fires (the model output's, or the last
+        layer's when its output is the model output).
+        """
+        if self._columns_done:
+            return
+        self._columns_done = True
+        f = self._output
+        assert f is not None
+        columns = self._factor_columns(f)
+        if not columns or not self._records:
+            return
+        kinds = list(columns)
+        sizes = [columns[k].shape[0] for k in kinds]
+        V = torch.cat([columns[k] for k in kinds]).reshape(sum(sizes), *f.shape)
+        records = list(self._records.values())
+        self._inner = True
+        try:
+            if V.shape[0] == 1:
+                grads = torch.autograd.grad(
+                    f, [r.output for r in records], V[0], retain_graph=True, allow_unused=True
+                )
+                grads = tuple(None if x is None else x.unsqueeze(0) for x in grads)
+            else:
+                grads = torch.autograd.grad(
+                    f,
+                    [r.output for r in records],
+                    V,
+                    retain_graph=True,
+                    allow_unused=True,
+                    is_grads_batched=True,
+                )
+        finally:
+            self._inner = False
+        for record, cols in zip(records, grads, strict=True):
+            if cols is None:
+                continue
+            for kind, part in zip(kinds, cols.split(sizes), strict=True):
+                record.columns[kind] = part
+
+    def _on_layer_gradient(self, record: _Record, g: Tensor) -> None:
+        if self._inner or not self._fast:
+            return
+        self._ensure_columns()
+        module, rule = record.module, record.rule
+        stats = self.statistics
+        ctx = rule.prepare(module, record.inp)
+        b = (g / self._c).unsqueeze(0)
+        params = {
+            name: p for name, p in module._parameters.items() if p is not None and p.requires_grad
+        }
+        raw = self._raw
+        need_squares = bool(stats & set(_SQUARES))
+        if Statistic.PER_SAMPLE_GRADIENTS in stats:
+            per_sample = rule.per_sample(module, ctx, b)
+            for name, p in params.items():
+                grad_n = per_sample[name][0]
+                raw[Statistic.PER_SAMPLE_GRADIENTS][p] = grad_n
+                if need_squares:
+                    raw[Statistic.SECOND_MOMENT][p] = grad_n.square().sum(0)
+                if Statistic.L2_NORM in stats:
+                    raw[Statistic.L2_NORM][p] = grad_n.flatten(1).square().sum(1)
+        else:
+            if need_squares:
+                for name, value in rule.sum_squares(module, ctx, b).items():
+                    if name in params:
+                        raw[Statistic.SECOND_MOMENT][params[name]] = value
+            if Statistic.L2_NORM in stats:
+                for name, value in rule.squared_norms(module, ctx, b).items():
+                    if name in params:
+                        raw[Statistic.L2_NORM][params[name]] = value
+        for kind, columns in record.columns.items():
+            diag = Statistic.FISHER_MC_DIAG if kind == "mc" else Statistic.GGN_DIAG
+            kron = Statistic.KFAC if kind == "mc" else Statistic.KFLR
+            if diag in stats:
+                for name, value in rule.sum_squares(module, ctx, columns).items():
+                    if name in params:
+                        raw[diag][params[name]] = value
+            if kron in stats and rule.has_kron_factors:
+                A, G = rule.kron_factors(module, ctx, columns)
+                for name, p in params.items():
+                    raw[kron][p] = (G, A) if name == "weight" else (G,)
+        record.columns.clear()
+
+    # -- generic engine -------------------------------------------------------------------
+    def _fallback(self, f: Tensor, g: Tensor, columns: dict[str, Tensor]) -> None:
+        X = self._input
+        assert X is not None
+        fm = FunctionalModel(self.model, self.likelihood)
+        stats = self.statistics
+        raw = self._raw
+
+        first = {Statistic.PER_SAMPLE_GRADIENTS, Statistic.L2_NORM, *_SQUARES}
+        if stats & first:
+            factor = (g.detach().reshape(f.shape[0], -1) / self._c).unsqueeze(2)
+            G = fm.sandwich_rows(X, factor)[:, 0]
+            parts = zip(self.params, G.split(fm.numels, dim=1), fm.shapes, strict=True)
+            for p, part, shape in parts:
+                if Statistic.PER_SAMPLE_GRADIENTS in stats:
+                    raw[Statistic.PER_SAMPLE_GRADIENTS][p] = part.reshape(-1, *shape)
+                raw[Statistic.SECOND_MOMENT][p] = part.square().sum(0).reshape(shape)
+                raw[Statistic.L2_NORM][p] = part.square().sum(1)
+        for kind, cols in columns.items():
+            diag = Statistic.FISHER_MC_DIAG if kind == "mc" else Statistic.GGN_DIAG
+            rows = fm.sandwich_rows(X, cols.permute(1, 2, 0))
+            total = rows.square().sum((0, 1))
+            parts = zip(self.params, total.split(fm.numels), fm.shapes, strict=True)
+            for p, part, shape in parts:
+                raw[diag][p] = part.reshape(shape)
+
+    # -- results --------------------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        """``N`` of the last backward pass."""
+        if self._num_samples is None:
+            raise RuntimeError("no forward pass through the model was recorded")
+        return self._num_samples
+
+    def _require(self, stat: Statistic) -> None:
+        if stat not in self.statistics:
+            raise ValueError(f"{stat.value!r} was not requested; pass it in statistics=")
+        if self._num_samples is None or (
+            Statistic.GRADIENT not in self._raw or not self._raw[Statistic.GRADIENT]
+        ):
+            raise RuntimeError(
+                "no backward pass was recorded: run loss.backward() inside the context"
+            )
+
+    def _raw_or_zeros(self, stat: Statistic, p: Tensor, shape: tuple[int, ...]) -> Tensor:
+        value = self._raw[stat].get(p)
+        return value if value is not None else p.new_zeros(shape)
+
+    def __getitem__(self, statistic: Statistic | str) -> dict[Tensor, Any]:
+        """Per-parameter results of ``statistic``: a dict keyed by parameter."""
+        stat = Statistic(statistic)
+        self._require(stat)
+        N, c = self.num_samples, self._c
+        shapes = {p: tuple(p.shape) for p in self.params}
+        if stat is Statistic.GRADIENT:
+            return {p: self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
+        if stat is Statistic.PER_SAMPLE_GRADIENTS:
+            return {p: self._raw_or_zeros(stat, p, (N, *shapes[p])) for p in self.params}
+        if stat is Statistic.SECOND_MOMENT:
+            return {p: c * self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
+        if stat is Statistic.VARIANCE:
+            a = 1.0 / N if self.reduction == "mean" else float(N)
+            grads = (
+                self[Statistic.GRADIENT]
+                if Statistic.GRADIENT in self.statistics
+                else {p: self._raw_or_zeros(Statistic.GRADIENT, p, shapes[p]) for p in self.params}
+            )
+            return {
+                p: a * self._raw_or_zeros(Statistic.SECOND_MOMENT, p, shapes[p]) - grads[p] ** 2
+                for p in self.params
+            }
+        if stat is Statistic.L2_NORM:
+            return {p: self._raw_or_zeros(stat, p, (N,)).sqrt() for p in self.params}
+        if stat is Statistic.FISHER_MC_DIAG:
+            scale = c / self.mc_samples
+            return {p: scale * self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
+        if stat is Statistic.GGN_DIAG:
+            return {p: c * self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
+        scale = c / self.mc_samples if stat is Statistic.KFAC else c
+        out: dict[Tensor, Any] = {}
+        for p, factors in self._raw[stat].items():
+            out[p] = (scale * factors[0], *factors[1:])
+        return out
+
+    def flat(self, statistic: Statistic | str) -> Tensor:
+        r"""Return a statistic as one tensor in the generic engine's flattening.
+
+        ``(D,)`` for gradient, second moment, variance and the diagonals; ``(N, D)`` for
+        per-sample gradients; ``(N,)`` total per-sample norms :math:`\|g_n\|` for
+        ``l2_norm``. Kronecker factors have no flat form.
+        """
+        stat = Statistic(statistic)
+        if stat in _KRON:
+            raise ValueError("Kronecker factors have no flat form; use collector[statistic]")
+        if stat is Statistic.L2_NORM:
+            self._require(stat)
+            squares = [self._raw_or_zeros(stat, p, (self.num_samples,)) for p in self.params]
+            return torch.stack(squares).sum(0).sqrt()
+        values = self[stat]
+        if stat is Statistic.PER_SAMPLE_GRADIENTS:
+            return torch.cat([values[p].reshape(self.num_samples, -1) for p in self.params], 1)
+        return torch.cat([values[p].reshape(-1) for p in self.params])
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Return the training loss ``c Σ_n l_n`` of model outputs, in this collector's scaling."""
+        f = output.reshape(output.shape[0], -1)
+        total = self.likelihood.nll(f, self.likelihood.flatten_targets(target)).sum()
+        return total / f.shape[0] if self.reduction == "mean" else total
+
+
+def collect(
+    model: torch.nn.Module,
+    likelihood: Likelihood,
+    statistics: Iterable[Statistic | str] = FIRST_ORDER,
+    reduction: str | None = None,
+    mc_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Collector:
+    """Create a :class:`Collector` to use as a context manager around ``loss.backward()``."""
+    return Collector(model, likelihood, statistics, reduction, mc_samples, generator)
+
+
+def compute(
+    model: torch.nn.Module,
+    likelihood: Likelihood,
+    X: Tensor,
+    y: Tensor,
+    statistics: Iterable[Statistic | str] = FIRST_ORDER,
+    reduction: str | None = None,
+    mc_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Collector:
+    """Run one forward and backward pass on ``(X, y)`` and return the filled collector.
+
+    Parameter ``.grad`` fields are left untouched (the backward is ``torch.autograd.grad``).
+    """
+    collector = Collector(model, likelihood, statistics, reduction, mc_samples, generator)
+    with collector:
+        loss = collector.loss(model(X), y)
+        torch.autograd.grad(loss, collector.params, allow_unused=True)
+    return collector

@@ -1,0 +1,88 @@
+r"""``torch.nn.Linear``: :math:`z_{n,t} = W a_{n,t} + \beta` over positions :math:`t`.
+
+Per-sample gradients of a column :math:`b_{k,n}` (output gradient):
+
+.. math::
+    \nabla_W = \sum_t b_{k,n,t} a_{n,t}^\top, \qquad \nabla_\beta = \sum_t b_{k,n,t}.
+
+Without positions (inputs ``(N, in)``) the sums of squares need no per-sample matrices,
+:math:`\sum_{k,n} (\nabla_W)^{\odot 2} = (\sum_k b_{k}^{\odot 2})^\top a^{\odot 2}`, and the
+squared norms factorise, :math:`\|\nabla_W\|^2 = \|b_n\|^2 \|a_n\|^2`. With positions the
+norms use Gram matrices, :math:`\|\nabla_W\|^2 = \sum_{t,s} (b_t^\top b_s)(a_t^\top a_s)`,
+when that is cheaper than forming :math:`\nabla_W`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from fisherlab.engine.hooks.base import Grads, LayerRule
+
+__all__ = ["LinearRule"]
+
+
+class LinearRule(LayerRule):
+    """Closed forms for :class:`torch.nn.Linear` (inputs ``(N, *, in)``)."""
+
+    types = (torch.nn.Linear,)
+    has_kron_factors = True
+
+    def prepare(self, module: torch.nn.Module, inp: Tensor) -> Tensor:
+        """Reshape the input to ``(N, T, in)`` (``T = 1`` for plain ``(N, in)`` inputs)."""
+        return inp.reshape(inp.shape[0], -1, inp.shape[-1])
+
+    @staticmethod
+    def _columns(ctx: Tensor, b: Tensor) -> Tensor:
+        return b.reshape(b.shape[0], ctx.shape[0], ctx.shape[1], b.shape[-1])
+
+    def per_sample(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+        """``∇_W = Σ_t b aᵀ`` and ``∇_β = Σ_t b``, shapes ``(K, N, out, in)``, ``(K, N, out)``."""
+        b = self._columns(ctx, b)
+        out: Grads = {}
+        if ctx.shape[1] == 1:
+            out["weight"] = b[:, :, 0, :, None] * ctx[None, :, 0, None, :]
+        else:
+            out["weight"] = torch.einsum("knto,nti->knoi", b, ctx)
+        if module.bias is not None:
+            out["bias"] = b.sum(2)
+        return out
+
+    def sum_squares(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+        """``Σ_{k,n} ∇²``; a single matrix product for inputs without positions."""
+        if ctx.shape[1] != 1:
+            return super().sum_squares(module, ctx, b)
+        b = self._columns(ctx, b)[:, :, 0]  # (K, N, out)
+        b2 = b.square()
+        b2 = b2[0] if b2.shape[0] == 1 else b2.sum(0)
+        out: Grads = {"weight": b2.T @ ctx[:, 0].square()}
+        if module.bias is not None:
+            out["bias"] = b2.sum(0)
+        return out
+
+    def squared_norms(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+        """``‖∇_W‖² = ‖b‖²‖a‖²`` (no positions) or via Gram matrices, ``(N,)``."""
+        b = self._columns(ctx, b)[0]  # (N, T, out)
+        n, t, d_in = ctx.shape
+        d_out = b.shape[-1]
+        out: Grads = {}
+        if t == 1:
+            out["weight"] = b[:, 0].square().sum(1) * ctx[:, 0].square().sum(1)
+        elif t * (d_in + d_out) < d_in * d_out:
+            gram_b = b @ b.transpose(1, 2)
+            gram_a = ctx @ ctx.transpose(1, 2)
+            out["weight"] = (gram_b * gram_a).sum((1, 2))
+        else:
+            out["weight"] = torch.einsum("nto,nti->noi", b, ctx).square().sum((1, 2))
+        if module.bias is not None:
+            out["bias"] = b.sum(1).square().sum(1)
+        return out
+
+    def kron_factors(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``A = (1/N) Σ_{n,t} a aᵀ`` and ``G = Σ_{k,n} b̄ b̄ᵀ`` with ``b̄ = Σ_t b``."""
+        a = ctx.reshape(-1, ctx.shape[-1])
+        A = (a.T @ a) / ctx.shape[0]
+        bbar = self._columns(ctx, b).sum(2).reshape(-1, b.shape[-1])
+        return A, bbar.T @ bbar
