@@ -4,8 +4,17 @@ Built-in forms: ``"dense"``, ``"diag"``, ``"operator"``. Further forms register 
 with :func:`register_form`.
 """
 
-from fisherlab.representations import basic
+from fisherlab.representations import basic, blockdiag, kfac  # register their forms
 from fisherlab.representations.operator import CurvatureOperator
 from fisherlab.representations.registry import Form, available_forms, build, register_form
 
-__all__ = ["CurvatureOperator", "Form", "available_forms", "build", "register_form", "basic"]
+__all__ = [
+    "CurvatureOperator",
+    "Form",
+    "available_forms",
+    "build",
+    "register_form",
+    "basic",
+    "blockdiag",
+    "kfac",
+]

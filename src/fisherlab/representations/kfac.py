@@ -1,0 +1,628 @@
+r"""``form="kfac"``: Kronecker-factored approximate curvature (K-FAC, KFC).
+
+For a layer with weight :math:`W \in \mathbb{R}^{d_\text{out} \times d_\text{in}}` and bias
+:math:`b`, write the augmented weight :math:`\bar W = [W, b]` and the augmented input
+:math:`\bar a = [a; 1]`. The per-sample rows of the curvature restricted to the layer are
+:math:`\bar g \otimes \bar a` (row-major :math:`\mathrm{vec}` of :math:`\bar g \bar a^\top`,
+the order of ``W.flatten()``), where :math:`\bar g` is a vector backpropagated to the layer's
+output. K-FAC (Martens & Grosse 2015, Eq. 1-3; Wen et al. 2020, App. D) keeps only the
+per-layer blocks and treats inputs and output-gradients as independent:
+
+.. math::
+    c \sum_n \sum_k (g_{nk} g_{nk}^\top) \otimes (\bar a_n \bar a_n^\top)
+    \;\approx\; G \otimes A, \qquad
+    A = \frac1N \sum_n \bar a_n \bar a_n^\top, \quad
+    G = c \sum_n \sum_k g_{nk} g_{nk}^\top,
+
+with :math:`c = 1/N` (``reduction="mean"``) or 1 (``"sum"``), so that the scaling of
+the approximated quantity is that of :class:`fisherlab.Curvature`. The vectors
+:math:`g_{nk} = J_{z_n}^\top s_{nk}` are the output-gradients of the layer for
+
+- ``fisher`` (exact): the columns :math:`s_{nk}` of :math:`S_n`, :math:`S_n S_n^\top =
+  \Lambda(f_n)` (``K = C`` backward passes; "KFAC" of Martens & Grosse with the exact
+  expectation, called type-2 in curvlinops);
+- ``fisher(mc_samples=S)``: sampled-label output gradients
+  :math:`q_{s,n}/\sqrt S` (:func:`fisherlab.quantities.mc_factors`, the same draws as the
+  dense Monte-Carlo Fisher for the same generator);
+- ``ggn``: the columns of a factor of :math:`\nabla_f^2 l_n` (KFLR of Botev et al. 2017);
+- ``empirical_fisher``: the true-label output gradient :math:`\nabla_f l_n` (one column).
+
+**Weight sharing (Conv1d/2d/3d, Linear on inputs with extra dimensions)** uses the
+*expand* convention of Grosse & Martens (2016, KFC) in the form of Eschenhagen et al.
+(2023, "KFAC-expand"): each of the :math:`T` output locations (spatial positions, or
+sequence positions for ``Linear``) is treated like a separate sample. With the unfolded
+input patches :math:`\bar a_{n,t}` (``im2col``, columns ordered like
+``weight.reshape(C_out, -1)``) and output gradients :math:`g_{nk,t}`,
+
+.. math::
+    A = \frac{1}{N T} \sum_{n,t} \bar a_{n,t} \bar a_{n,t}^\top, \qquad
+    G = c \sum_{n,k,t} g_{nk,t} g_{nk,t}^\top,
+
+which is KFC's :math:`\Omega \otimes \Gamma` (spatially homogeneous, spatially
+uncorrelated derivatives) and equals the factorisation of curvlinops'
+``KFACLinearOperator(kfac_approx="expand", separate_weight_and_bias=False)``. For
+``T = 1`` it reduces to the Linear case above.
+
+**Where K-FAC is exact.** For a single sample (``N = 1``) and ``T = 1`` every per-layer
+block equals the exact block. For a Gaussian likelihood, :math:`g_{nk}` does not depend on
+``n`` in a deep *linear* network (no nonlinearities), so every per-layer block of the
+Fisher/GGN is exact for any ``N``.
+
+**Damping.** :meth:`KFAC.solve` applies either the exact damping
+:math:`(G \otimes A + \lambda I)^{-1}` through the factors' eigendecompositions, or the
+factored Tikhonov ("π") damping of Martens & Grosse (2015, §6.3),
+:math:`(G + \pi\sqrt\lambda I)^{-1} \otimes (A + \pi^{-1}\sqrt\lambda I)^{-1}` with
+:math:`\pi = \sqrt{(\mathrm{tr} A / \dim A) / (\mathrm{tr} G / \dim G)}`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from fisherlab.quantities import Quantity, QuantitySpec, exact_factors, mc_factors
+from fisherlab.representations.operator import CurvatureOperator, _check_damping
+from fisherlab.representations.registry import register_form
+
+if TYPE_CHECKING:
+    from fisherlab.curvature import Curvature
+
+__all__ = ["KFAC", "KroneckerBlock", "kfac", "compute_kfac", "output_factors", "DAMPING_MODES"]
+
+SUPPORTED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+DAMPING_MODES = ("exact", "pi")
+_KFAC_KINDS = (Quantity.FISHER, Quantity.FISHER_MC, Quantity.GGN, Quantity.EMPIRICAL_FISHER)
+
+
+# -- parameter layout -----------------------------------------------------------------------
+@dataclass
+class KroneckerBlock:
+    r"""One layer's Kronecker block :math:`G \otimes A` and where it sits in the flat vector.
+
+    Attributes
+    ----------
+    name : str
+        The module's name in ``model.named_modules()``.
+    out_features : int
+        :math:`d_\text{out}` (rows of :math:`G`).
+    weight_columns : int
+        Columns of ``weight.reshape(d_out, -1)``, 0 if the weight is frozen.
+    has_bias : bool
+        Whether a trainable bias adds the constant column of :math:`\bar a`.
+    weight_offset, bias_offset : int or None
+        Start of the weight / bias in the flat parameter vector.
+    A, G : Tensor
+        Input factor ``(weight_columns + has_bias,) * 2`` and output-gradient factor
+        ``(out_features, out_features)``.
+    """
+
+    name: str
+    out_features: int
+    weight_columns: int
+    has_bias: bool
+    weight_offset: int | None
+    bias_offset: int | None
+    A: Tensor | None = None
+    G: Tensor | None = None
+    _eig: tuple[Tensor, Tensor, Tensor, Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def in_features(self) -> int:
+        """Columns of the augmented weight ``[W, b]``."""
+        return self.weight_columns + int(self.has_bias)
+
+    @property
+    def numel(self) -> int:
+        """Number of parameters the block covers."""
+        return self.out_features * self.in_features
+
+    def flat_indices(self, device: torch.device | None = None) -> Tensor:
+        """Flat-vector index of every entry of ``[W, b]`` (row-major), ``(d_out * d_in,)``."""
+        rows = torch.arange(self.out_features, device=device).unsqueeze(1)
+        parts = []
+        if self.weight_columns:
+            cols = torch.arange(self.weight_columns, device=device).unsqueeze(0)
+            parts.append(self.weight_offset + rows * self.weight_columns + cols)
+        if self.has_bias:
+            parts.append(self.bias_offset + rows)
+        return torch.cat(parts, dim=1).reshape(-1)
+
+    def to_matrices(self, V: Tensor) -> Tensor:
+        """Columns ``V`` ``(D, k)`` → augmented weight matrices ``(k, d_out, d_in)``."""
+        parts = []
+        if self.weight_columns:
+            stop = self.weight_offset + self.out_features * self.weight_columns
+            w = V[self.weight_offset : stop].T
+            parts.append(w.reshape(-1, self.out_features, self.weight_columns))
+        if self.has_bias:
+            b = V[self.bias_offset : self.bias_offset + self.out_features].T
+            parts.append(b.unsqueeze(2))
+        return torch.cat(parts, dim=2)
+
+    def write(self, out: Tensor, M: Tensor) -> None:
+        """Write matrices ``M`` ``(k, d_out, d_in)`` into the block's rows of ``out`` ``(D, k)``."""
+        if self.weight_columns:
+            stop = self.weight_offset + self.out_features * self.weight_columns
+            w = M[:, :, : self.weight_columns].reshape(M.shape[0], -1)
+            out[self.weight_offset : stop] = w.T
+        if self.has_bias:
+            out[self.bias_offset : self.bias_offset + self.out_features] = M[:, :, -1].T
+
+    def eig(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(g, Q_G, a, Q_A)``: eigenvalues (clamped at 0) and eigenvectors of ``G`` and ``A``."""
+        if self._eig is None:
+            g, QG = torch.linalg.eigh(self.G)
+            a, QA = torch.linalg.eigh(self.A)
+            self._eig = (g.clamp_min(0.0), QG, a.clamp_min(0.0), QA)
+        return self._eig
+
+    def pi(self) -> float:
+        r"""Return π of the factored damping.
+
+        :math:`\pi = \sqrt{(\mathrm{tr}A/\dim A)/(\mathrm{tr}G/\dim G)}`.
+        """
+        mean_a = float(self.A.diagonal().mean())
+        mean_g = float(self.G.diagonal().mean())
+        if mean_a <= 0.0 or mean_g <= 0.0:
+            return 1.0
+        return math.sqrt(mean_a / mean_g)
+
+
+def layer_blocks(model: nn.Module, names: list[str], numels: list[int]) -> list[KroneckerBlock]:
+    """Blocks for every module with trainable parameters; unsupported modules raise.
+
+    Raises
+    ------
+    NotImplementedError
+        For a module with trainable parameters that is not Linear/Conv1d/2d/3d, a grouped
+        convolution, or parameters shared between modules.
+    """
+    offsets: dict[str, int] = {}
+    position = 0
+    for name, numel in zip(names, numels, strict=True):
+        offsets[name] = position
+        position += numel
+    trainable = set(names)
+    blocks: list[KroneckerBlock] = []
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        own = [(pname, p) for pname, p in module.named_parameters(recurse=False) if p.requires_grad]
+        if not own:
+            continue
+        label = module_name or type(module).__name__
+        if not isinstance(module, SUPPORTED_MODULES):
+            raise NotImplementedError(
+                f"kfac: module {label!r} ({type(module).__name__}) has trainable parameters but "
+                "K-FAC supports only Linear and Conv1d/2d/3d layers; freeze it or use "
+                "form='blockdiag'/'diag'/'operator'"
+            )
+        if isinstance(module, nn.modules.conv._ConvNd) and module.groups != 1:
+            raise NotImplementedError(
+                f"kfac: grouped convolution {label!r} (groups={module.groups}) is not supported"
+            )
+        full = {f"{module_name}.{pname}" if module_name else pname: p for pname, p in own}
+        for full_name, p in full.items():
+            if id(p) in seen or full_name not in trainable:
+                raise NotImplementedError(
+                    f"kfac: parameter {full_name!r} of module {label!r} is shared with another "
+                    "module (tied weights); K-FAC needs one layer per parameter"
+                )
+            seen.add(id(p))
+        prefix = f"{module_name}." if module_name else ""
+        weight, bias = module.weight, module.bias
+        has_weight = weight.requires_grad
+        has_bias = bias is not None and bias.requires_grad
+        blocks.append(
+            KroneckerBlock(
+                name=module_name,
+                out_features=weight.shape[0],
+                weight_columns=weight[0].numel() if has_weight else 0,
+                has_bias=has_bias,
+                weight_offset=offsets[prefix + "weight"] if has_weight else None,
+                bias_offset=offsets[prefix + "bias"] if has_bias else None,
+            )
+        )
+    return blocks
+
+
+# -- factor collection ----------------------------------------------------------------------
+def output_factors(
+    curvature: Curvature, X: Tensor, y: Tensor, f: Tensor, spec: QuantitySpec
+) -> Tensor:
+    r"""Columns ``(N, C, K)`` backpropagated to form :math:`G` for the quantity of ``spec``.
+
+    Fisher: :math:`S_n` with :math:`S_n S_n^\top = \Lambda_n`; Monte-Carlo Fisher: sampled
+    gradients :math:`q_{s,n}/\sqrt S`; GGN: :math:`V_n \sqrt{\max(D_n, 0)}` from the
+    eigendecomposition of :math:`\nabla_f^2 l_n`; empirical Fisher: :math:`\nabla_f l_n`.
+    """
+    fm = curvature.functional_model
+    lik = curvature.likelihood
+    kind = spec.kind
+    if kind is Quantity.FISHER:
+        return exact_factors(fm, X)
+    if kind is Quantity.FISHER_MC:
+        return mc_factors(fm, X, spec.mc_samples or 1, spec.generator)
+    if kind is Quantity.GGN:
+        evals, evecs = torch.linalg.eigh(lik.output_hessian(f, y))
+        return evecs * evals.clamp_min(0.0).sqrt().unsqueeze(1)
+    if kind is Quantity.EMPIRICAL_FISHER:
+        return lik.output_gradient(f, y).unsqueeze(2)
+    raise ValueError(
+        f"kfac: no Kronecker-factored form of {kind.value}; supported: fisher (exact and "
+        "Monte-Carlo), ggn, empirical_fisher"
+    )
+
+
+def unfold_input(x: Tensor, module: nn.Module) -> Tensor:
+    """Layer inputs as rows ``(N, T, d_in)``: patches (``im2col``) for convolutions.
+
+    For ``Conv{d}d`` the patch of each output location is flattened in the order
+    ``(C_in, k_1, …, k_d)`` of ``weight.reshape(C_out, -1)``; padding (any padding mode,
+    including ``"same"``), stride and dilation follow the module. For ``Linear`` all
+    dimensions between the first and the last are locations ``T``.
+    """
+    if isinstance(module, nn.Linear):
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+    conv: nn.modules.conv._ConvNd = module  # type: ignore[assignment]
+    d = len(conv.kernel_size)
+    if x.ndim == d + 1:  # unbatched input
+        x = x.unsqueeze(0)
+    pad = conv._reversed_padding_repeated_twice
+    if any(pad):
+        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+        x = F.pad(x, pad, mode=mode)
+    for i in range(d):
+        k, s, dil = conv.kernel_size[i], conv.stride[i], conv.dilation[i]
+        x = x.unfold(2 + i, dil * (k - 1) + 1, s)[..., ::dil]
+    n, c = x.shape[:2]
+    perm = [0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d)]
+    x = x.permute(perm)
+    return x.reshape(n, -1, c * math.prod(conv.kernel_size))
+
+
+def unfold_output(z: Tensor, module: nn.Module) -> Tensor:
+    """Output(-gradient)s of a layer as rows ``(N, T, d_out)``."""
+    if isinstance(module, nn.Linear):
+        return z.reshape(z.shape[0], -1, z.shape[-1])
+    d = len(module.kernel_size)  # type: ignore[arg-type]
+    if z.ndim == d + 1:
+        z = z.unsqueeze(0)
+    return z.flatten(2).transpose(1, 2)
+
+
+def compute_kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
+    """Collect the Kronecker factors of ``spec``'s quantity over the data (see module doc)."""
+    if spec.kind not in _KFAC_KINDS:
+        raise ValueError(
+            f"kfac: no Kronecker-factored form of {spec.kind.value}; supported: fisher (exact "
+            "and Monte-Carlo), ggn, empirical_fisher"
+        )
+    model = curvature.model
+    fm = curvature.functional_model
+    blocks = layer_blocks(model, fm.names, fm.numels)
+    modules = dict(model.named_modules())
+    by_module = {block.name: block for block in blocks}
+    records: dict[str, list[tuple[Tensor, Tensor]]] = {}
+
+    def make_hook(name: str):
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+            records.setdefault(name, []).append((inputs[0].detach(), output))
+
+        return hook
+
+    theta = fm.flat_params()
+    A_sum = {b.name: None for b in blocks}
+    G_sum = {b.name: None for b in blocks}
+    positions: dict[str, int] = {}
+    for X, y in curvature.batches():
+        records.clear()
+        handles = [modules[name].register_forward_hook(make_hook(name)) for name in by_module]
+        try:
+            with torch.enable_grad():
+                raw = model(X)
+        finally:
+            for handle in handles:
+                handle.remove()
+        for name, calls in records.items():
+            if len(calls) != 1:
+                raise NotImplementedError(
+                    f"kfac: module {name!r} is called {len(calls)} times in one forward pass; "
+                    "K-FAC needs each layer to be applied once"
+                )
+        names = [name for name in by_module if name in records]
+        f = raw.detach().reshape(X.shape[0], -1)
+        S = output_factors(curvature, X, y, f, spec).to(theta.dtype)
+        for name in names:
+            block = by_module[name]
+            module = modules[name]
+            a = unfold_input(records[name][0][0], module)
+            positions[name] = a.shape[1]
+            parts = []
+            if block.weight_columns:
+                parts.append(a)
+            if block.has_bias:
+                parts.append(a.new_ones(a.shape[0], a.shape[1], 1))
+            a = torch.cat(parts, dim=2).flatten(0, 1)
+            term = a.T @ a
+            A_sum[name] = term if A_sum[name] is None else A_sum[name] + term
+        outputs = [records[name][0][1] for name in names]
+        G_batch = {name: None for name in names}
+        for k in range(S.shape[2]):
+            grads = torch.autograd.grad(
+                raw,
+                outputs,
+                grad_outputs=S[:, :, k].reshape(raw.shape),
+                retain_graph=k + 1 < S.shape[2],
+                allow_unused=True,
+            )
+            for name, gz in zip(names, grads, strict=True):
+                if gz is None:
+                    continue
+                g = unfold_output(gz.detach(), modules[name]).flatten(0, 1)
+                term = g.T @ g
+                G_batch[name] = term if G_batch[name] is None else G_batch[name] + term
+        for name, term in G_batch.items():
+            if term is not None:
+                G_sum[name] = term if G_sum[name] is None else G_sum[name] + term
+        del raw, outputs
+    for block in blocks:
+        if A_sum[block.name] is None:
+            raise ValueError(f"kfac: layer {block.name!r} is not used in the forward pass")
+        num = curvature.num_samples * positions[block.name]
+        block.A = A_sum[block.name] / num
+        G = G_sum[block.name]
+        if G is None:
+            G = theta.new_zeros(block.out_features, block.out_features)
+        block.G = curvature.normalize(G)
+    return KFAC(blocks, fm.num_params, theta.dtype, theta.device, name=f"kfac({spec.kind.value})")
+
+
+@register_form("kfac")
+def kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
+    """K-FAC of the Fisher (exact or Monte-Carlo), GGN or empirical Fisher (module doc)."""
+    return compute_kfac(curvature, spec)
+
+
+# -- the Kronecker-factored object ------------------------------------------------------------
+class KFAC:
+    r"""Block-diagonal matrix with one Kronecker-factored block :math:`G_l \otimes A_l` per layer.
+
+    Vectors are flat parameter vectors ``(D,)`` or columns ``(D, k)`` in the order of
+    :class:`fisherlab.engine.functional.FunctionalModel`. Functions of the matrix act on
+    the factors: with :math:`G = Q_G \mathrm{diag}(g) Q_G^\top`,
+    :math:`A = Q_A \mathrm{diag}(a) Q_A^\top`, the eigenvalues of :math:`G \otimes A` are
+    :math:`g_i a_j` with eigenvectors :math:`q_{G,i} \otimes q_{A,j}`, so
+    :math:`\phi(G\otimes A) v = \mathrm{vec}(Q_G[\phi(g a^\top) \odot (Q_G^\top V Q_A)]
+    Q_A^\top)` for :math:`v = \mathrm{vec}(V)`. Nothing of size :math:`D \times D` is
+    built except by :meth:`to_dense`.
+
+    Parameters
+    ----------
+    blocks : list of KroneckerBlock
+        The layers with their factors.
+    dim : int
+        ``D``.
+    dtype, device
+        Those of the factors and vectors.
+    name : str
+        Shown in ``repr``.
+    """
+
+    def __init__(
+        self,
+        blocks: list[KroneckerBlock],
+        dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        name: str = "kfac",
+    ) -> None:
+        self.blocks = blocks
+        self.dim = dim
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(D, D)``."""
+        return (self.dim, self.dim)
+
+    @property
+    def factors(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{module name: (A, G)}``: input factor and output-gradient factor of each layer."""
+        return {block.name: (block.A, block.G) for block in self.blocks}
+
+    def __repr__(self) -> str:
+        return f"KFAC({self.name}, layers={len(self.blocks)}, shape={self.shape})"
+
+    # -- helpers -----------------------------------------------------------------------
+    def _columns(self, v: Tensor) -> tuple[Tensor, bool]:
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(v).__name__}")
+        if v.ndim not in (1, 2) or v.shape[0] != self.dim:
+            raise ValueError(
+                f"{self.name}: expected a vector of shape ({self.dim},) or a matrix of shape "
+                f"({self.dim}, k), got {tuple(v.shape)}"
+            )
+        is_vector = v.ndim == 1
+        return (v.unsqueeze(1) if is_vector else v).to(self.dtype), is_vector
+
+    def _apply(self, v: Tensor, blockwise) -> Tensor:
+        V, is_vector = self._columns(v)
+        out = torch.zeros_like(V)
+        for block in self.blocks:
+            block.write(out, blockwise(block, block.to_matrices(V)))
+        return out[:, 0] if is_vector else out
+
+    def _derived(self, factors: list[tuple[Tensor, Tensor]], name: str) -> KFAC:
+        blocks = [
+            KroneckerBlock(
+                b.name,
+                b.out_features,
+                b.weight_columns,
+                b.has_bias,
+                b.weight_offset,
+                b.bias_offset,
+                A=A,
+                G=G,
+            )
+            for b, (A, G) in zip(self.blocks, factors, strict=True)
+        ]
+        return KFAC(blocks, self.dim, self.dtype, self.device, name=name)
+
+    @staticmethod
+    def _damped_eigs(
+        block: KroneckerBlock, damping: float, damping_mode: str
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Eigenbases and the eigenvalue grid ``(d_out, d_in)`` of the damped block."""
+        g, QG, a, QA = block.eig()
+        if damping_mode == "exact":
+            grid = g.unsqueeze(1) * a.unsqueeze(0) + damping
+        elif damping_mode == "pi":
+            pi = block.pi()
+            root = math.sqrt(damping)
+            grid = (g + pi * root).unsqueeze(1) * (a + root / pi).unsqueeze(0)
+        else:
+            raise ValueError(f"damping_mode must be one of {DAMPING_MODES}, got {damping_mode!r}")
+        return g, QG, a, QA, grid
+
+    # -- products and functions -----------------------------------------------------------
+    def __matmul__(self, v: Tensor) -> Tensor:
+        r"""``(⊕_l G_l ⊗ A_l) v``: per layer :math:`\mathrm{vec}(G V A)`."""
+        return self._apply(v, lambda b, M: b.G @ M @ b.A)
+
+    def apply_power(
+        self, v: Tensor, power: float, damping: float = 0.0, damping_mode: str = "exact"
+    ) -> Tensor:
+        r"""``(F + λI)^p v`` (exact damping) or the π-damped factored version, see module doc.
+
+        Negative powers require all damped eigenvalues to be positive.
+        """
+        damping = _check_damping(damping)
+
+        def blockwise(block: KroneckerBlock, M: Tensor) -> Tensor:
+            _, QG, _, QA, grid = self._damped_eigs(block, damping, damping_mode)
+            if power < 0 and bool((grid <= 0).any()):
+                raise RuntimeError(
+                    f"{self.name}: layer {block.name!r} is singular; use a positive damping"
+                )
+            return QG @ ((QG.T @ M @ QA) * grid.pow(power)) @ QA.T
+
+        return self._apply(v, blockwise)
+
+    def solve(self, v: Tensor, damping: float = 0.0, damping_mode: str = "exact") -> Tensor:
+        r"""Solve the damped system through the factors' eigendecompositions.
+
+        ``damping_mode="exact"``: :math:`x = (G \otimes A + \lambda I)^{-1} v` exactly;
+        ``"pi"``: :math:`x = [(G + \pi\sqrt\lambda I)^{-1} \otimes (A + \pi^{-1}\sqrt\lambda
+        I)^{-1}] v` (Martens & Grosse 2015, §6.3), per layer.
+        """
+        return self.apply_power(v, -1.0, damping, damping_mode)
+
+    def power(self, p: float, damping: float = 0.0, damping_mode: str = "pi") -> KFAC:
+        r"""``(G ⊗ A)^p`` as a :class:`KFAC` (factors :math:`G^p, A^p`).
+
+        With ``damping > 0`` only the factored ("π") damping stays Kronecker-factored; for
+        exact damping use :meth:`apply_power` or :meth:`power_operator`.
+        """
+        damping = _check_damping(damping)
+        if damping > 0.0 and damping_mode != "pi":
+            raise ValueError(
+                "exactly damped powers are not Kronecker-factored: use damping_mode='pi' or "
+                "power_operator()"
+            )
+        factors = []
+        for block in self.blocks:
+            g, QG, a, QA = block.eig()
+            pi = block.pi() if damping > 0 else 1.0
+            root = math.sqrt(damping)
+            gd, ad = g + pi * root, a + root / pi
+            if p < 0 and (bool((gd <= 0).any()) or bool((ad <= 0).any())):
+                raise RuntimeError(
+                    f"{self.name}: layer {block.name!r} has a singular factor; use a positive "
+                    "damping"
+                )
+            factors.append(((QA * ad.pow(p)) @ QA.T, (QG * gd.pow(p)) @ QG.T))
+        return self._derived(factors, f"{self.name}^{p}")
+
+    def power_operator(
+        self, p: float, damping: float = 0.0, damping_mode: str = "exact"
+    ) -> CurvatureOperator:
+        """``(F + λI)^p`` as a matrix-free :class:`CurvatureOperator` (see :meth:`apply_power`)."""
+        return CurvatureOperator(
+            lambda V: self.apply_power(V, p, damping, damping_mode),
+            self.dim,
+            self.dtype,
+            self.device,
+            name=f"{self.name}^{p}",
+        )
+
+    def sqrt(self) -> KFAC:
+        r""":math:`(G \otimes A)^{1/2} = G^{1/2} \otimes A^{1/2}` per layer."""
+        return self.power(0.5)
+
+    def inv_sqrt(self, damping: float = 0.0, damping_mode: str = "exact") -> CurvatureOperator:
+        r""":math:`(F + \lambda I)^{-1/2}` matrix-free (exact or π damping)."""
+        return self.power_operator(-0.5, damping, damping_mode)
+
+    def sample(self, generator: torch.Generator | None = None, num_samples: int | None = None):
+        r"""Draws :math:`\xi = F^{1/2} z`, :math:`z \sim \mathcal N(0, I)`: covariance ``F``.
+
+        Returns ``(D,)``, or ``(num_samples, D)``.
+        """
+        k = 1 if num_samples is None else num_samples
+        z = torch.randn(self.dim, k, generator=generator, dtype=self.dtype)
+        xi = self.apply_power(z.to(self.device), 0.5).T
+        return xi[0] if num_samples is None else xi
+
+    # -- scalars -------------------------------------------------------------------------------
+    def diag(self) -> Tensor:
+        r"""Diagonal ``(D,)``: :math:`\mathrm{diag}(G) \otimes \mathrm{diag}(A)` per layer."""
+        out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for block in self.blocks:
+            out[block.flat_indices(self.device)] = torch.outer(
+                block.G.diagonal(), block.A.diagonal()
+            ).reshape(-1)
+        return out
+
+    def trace(self) -> Tensor:
+        r""":math:`\sum_l \mathrm{tr}(G_l)\,\mathrm{tr}(A_l)`."""
+        return sum(b.G.trace() * b.A.trace() for b in self.blocks)
+
+    def frobenius_norm(self) -> Tensor:
+        r""":math:`\sqrt{\sum_l \|G_l\|_F^2 \|A_l\|_F^2}`."""
+        total = sum(b.G.square().sum() * b.A.square().sum() for b in self.blocks)
+        return total.sqrt()
+
+    def abs_sum(self) -> Tensor:
+        r""":math:`\sum_{ij} |F_{ij}| = \sum_l (\sum |G_l|)(\sum |A_l|)`."""
+        return sum(b.G.abs().sum() * b.A.abs().sum() for b in self.blocks)
+
+    def eigenvalues(self) -> Tensor:
+        """All ``D`` eigenvalues :math:`g_i a_j`, ascending."""
+        values = [torch.outer(b.eig()[0], b.eig()[2]).reshape(-1) for b in self.blocks]
+        return torch.cat(values).sort().values
+
+    # -- views -------------------------------------------------------------------------------
+    def to_dense(self) -> Tensor:
+        """Return the dense ``(D, D)`` matrix (Kronecker blocks on the diagonal); small ``D``."""
+        out = torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
+        for block in self.blocks:
+            index = block.flat_indices(self.device)
+            out[index.unsqueeze(1), index.unsqueeze(0)] = torch.kron(block.G, block.A)
+        return out
+
+    def to_operator(self) -> CurvatureOperator:
+        """Return a matrix-free :class:`CurvatureOperator` view (products use the factors)."""
+        return CurvatureOperator(
+            lambda V: self @ V, self.dim, self.dtype, self.device, name=self.name
+        )
+
+    def to_scipy(self):
+        """Return a :class:`scipy.sparse.linalg.LinearOperator` view (float64)."""
+        return self.to_operator().to_scipy()
