@@ -219,7 +219,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         get(args.name)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    return _run_one(args.name, args, _overrides(args, args.name))
+    from fisherlab.experiments.runner import OverrideError
+
+    try:
+        overrides = _overrides(args, args.name)
+    except OverrideError as exc:
+        raise UsageError(str(exc)) from exc
+    return _run_one(args.name, args, overrides)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:

@@ -81,7 +81,8 @@ def method_color(name: str) -> str:
     """
     if name in METHOD_COLORS:
         return METHOD_COLORS[name]
-    key = _ALIASES.get(name.strip().upper())
+    upper = name.strip().upper()
+    key = _ALIASES.get(upper) or next((k for k in METHOD_COLORS if k.upper() == upper), None)
     if key is not None:
         return METHOD_COLORS[key]
     import zlib
