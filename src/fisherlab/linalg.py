@@ -1,0 +1,534 @@
+r"""Linear algebra on every form: solves, matrix functions, traces, norms, spectra.
+
+Every function accepts
+
+- a dense symmetric matrix ``(D, D)`` (:class:`torch.Tensor`, ``ndim == 2``),
+- a diagonal ``(D,)`` (:class:`torch.Tensor`, ``ndim == 1``),
+- a matrix-free :class:`fisherlab.CurvatureOperator`,
+- a :class:`fisherlab.representations.kfac.KFAC` or
+  :class:`fisherlab.representations.blockdiag.BlockDiagonal`.
+
+Exact answers are used where they are cheap (dense, diagonal, per-factor or per-block
+formulas) and randomized estimators otherwise:
+
+- Hutchinson's trace estimator with Rademacher probes :math:`z`,
+  :math:`\mathrm{tr}(A) = \mathbb E[z^\top A z]`, and
+  :math:`\|A\|_F^2 = \mathbb E[\|A z\|^2]` (both unbiased), with the standard error
+  :math:`\hat s/\sqrt{m}` of the mean of :math:`m` probes;
+- extreme eigenpairs by Lanczos (ARPACK's implicitly restarted Lanczos,
+  :func:`scipy.sparse.linalg.eigsh`, on the SciPy view of the operator);
+- the spectral density by stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017;
+  Ghorbani, Krishnan & Xiao 2019) with our own Lanczos iteration (full
+  reorthogonalisation);
+- the :math:`\infty \to 1` norm :math:`\|H\|_{\infty,1} = \max_{\|\theta\|_\infty \le 1}
+  \|H\theta\|_1` that governs sign descent (Balles 2021, Eq. 6.18), its bounds
+  (Prop. 6.4 / Eq. 6.19, Prop. 6.5 / Eq. 6.20, Eq. 6.21) and the diagonal concentration
+  :math:`\rho_\text{diag}(H) = \sum_i |H_{ii}| / \sum_{ij} |H_{ij}|`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
+from torch import Tensor
+
+from fisherlab.representations.blockdiag import BlockDiagonal
+from fisherlab.representations.kfac import KFAC
+from fisherlab.representations.operator import CurvatureOperator, _check_damping
+
+__all__ = [
+    "Estimate",
+    "InfOneNorm",
+    "SpectralDensity",
+    "as_operator",
+    "as_scipy",
+    "solve",
+    "sqrtm",
+    "inv_sqrtm",
+    "trace",
+    "hutchinson_trace",
+    "frobenius_norm",
+    "hutchinson_frobenius_norm",
+    "top_eigenpairs",
+    "lanczos",
+    "spectral_density",
+    "diagonal_concentration",
+    "abs_sum",
+    "inf_one_norm",
+    "inf_one_norm_bounds",
+]
+
+Matrix = Any  # Tensor | CurvatureOperator | KFAC | BlockDiagonal
+
+
+class Estimate(NamedTuple):
+    """A scalar with its standard error (0 for exact values) and the number of probes."""
+
+    value: float
+    std_error: float
+    num_probes: int
+
+
+class SpectralDensity(NamedTuple):
+    r"""Stochastic Lanczos quadrature of the measure :math:`\frac1D\sum_i\delta_{\lambda_i}`.
+
+    ``nodes`` and ``weights`` are ``(num_probes, num_steps)`` (Ritz values and squared first
+    components of the Ritz vectors; each probe's weights sum to 1); ``density`` is the
+    Gaussian-smoothed estimate on ``grid``. :math:`\frac1D \mathrm{tr} f(A) \approx`
+    ``(weights * f(nodes)).sum(1).mean()``.
+    """
+
+    nodes: Tensor
+    weights: Tensor
+    grid: Tensor
+    density: Tensor
+
+
+class InfOneNorm(NamedTuple):
+    r"""Bounds on :math:`\|H\|_{\infty,1}` (Balles 2021, §6.4) and the quantities behind them.
+
+    ``lower``: :math:`\max(\|H s\|_1, |\lambda|\,\|v\|_1/\|v\|_\infty)` for the leading
+    eigenpair and :math:`s = \mathrm{sign}(v)` (Eq. 6.21); ``upper``: :math:`\sum_{ij}|H_{ij}|`,
+    which equals the bound :math:`\rho_\text{diag}^{-1}\sum_i\lambda_i` of Prop. 6.4 for
+    positive semi-definite :math:`H` (and is also the minimum with Eq. 6.20 for dense
+    input); ``rho_diag`` the diagonal concentration; ``trace`` :math:`\sum_i \lambda_i`.
+    """
+
+    lower: float
+    upper: float
+    rho_diag: float
+    trace: float
+
+
+# -- views -------------------------------------------------------------------------------
+def _check(M: Matrix) -> None:
+    if isinstance(M, Tensor):
+        if M.ndim == 1 or (M.ndim == 2 and M.shape[0] == M.shape[1]):
+            return
+        raise ValueError(f"expected a (D,) diagonal or a (D, D) matrix, got {tuple(M.shape)}")
+    if not isinstance(M, (CurvatureOperator, KFAC, BlockDiagonal)):
+        raise TypeError(
+            f"expected a Tensor, CurvatureOperator, KFAC or BlockDiagonal, got {type(M).__name__}"
+        )
+
+
+def _dim(M: Matrix) -> int:
+    return M.shape[0]
+
+
+def _dtype(M: Matrix) -> torch.dtype:
+    return M.dtype
+
+
+def _device(M: Matrix) -> torch.device:
+    return M.device
+
+
+def _matmat(M: Matrix, V: Tensor) -> Tensor:
+    if isinstance(M, Tensor):
+        return M.unsqueeze(1) * V if M.ndim == 1 else M @ V
+    return M @ V
+
+
+def as_operator(M: Matrix) -> CurvatureOperator:
+    """View any supported matrix as a :class:`CurvatureOperator`."""
+    _check(M)
+    if isinstance(M, CurvatureOperator):
+        return M
+    return CurvatureOperator(
+        lambda V: _matmat(M, V), _dim(M), _dtype(M), _device(M), name=type(M).__name__
+    )
+
+
+def as_scipy(M: Matrix) -> LinearOperator:
+    """View any supported matrix as a float64 :class:`scipy.sparse.linalg.LinearOperator`."""
+    _check(M)
+    if isinstance(M, Tensor) and M.ndim == 2:
+        return aslinearoperator(M.detach().cpu().double().numpy())
+    return as_operator(M).to_scipy()
+
+
+def _to_dense(M: Matrix) -> Tensor:
+    if isinstance(M, Tensor):
+        return torch.diag(M) if M.ndim == 1 else M
+    return M.to_dense()
+
+
+# -- solves and matrix functions ----------------------------------------------------------
+def solve(M: Matrix, v: Tensor, damping: float = 0.0, **kwargs: Any) -> Tensor:
+    r"""Solve :math:`(M + \lambda I) x = v` for ``v`` of shape ``(D,)`` or ``(D, k)``.
+
+    Dense: :func:`torch.linalg.solve`; diagonal: elementwise; operators, K-FAC and
+    block-diagonal: their ``solve`` (``kwargs`` are passed on, e.g. ``damping_mode="pi"``
+    for K-FAC, ``method="cg"`` for operators).
+    """
+    _check(M)
+    damping = _check_damping(damping)
+    if isinstance(M, Tensor):
+        if M.ndim == 1:
+            d = M + damping
+            if bool((d == 0).any()):
+                raise RuntimeError("diagonal + damping has zero entries; use a positive damping")
+            return v / (d if v.ndim == 1 else d.unsqueeze(1))
+        A = M + damping * torch.eye(M.shape[0], dtype=M.dtype, device=M.device)
+        return torch.linalg.solve(A, v)
+    return M.solve(v, damping, **kwargs)
+
+
+def _sym_power(A: Tensor, power: float, damping: float) -> Tensor:
+    lam, Q = torch.linalg.eigh(A)
+    lam = lam.clamp_min(0.0) + damping
+    if power < 0 and bool((lam <= 0).any()):
+        raise RuntimeError("the matrix is singular; use a positive damping")
+    return (Q * lam.pow(power)) @ Q.T
+
+
+def sqrtm(M: Matrix) -> Matrix:
+    r"""Principal square root :math:`M^{1/2}` of a positive semi-definite matrix, same form.
+
+    Dense: symmetric ``eigh`` (negative round-off eigenvalues clamped to 0); diagonal:
+    elementwise; K-FAC: :math:`G^{1/2} \otimes A^{1/2}`; block-diagonal: blockwise.
+    A :class:`CurvatureOperator` raises ``TypeError`` (no matrix-free square root).
+    """
+    _check(M)
+    if isinstance(M, Tensor):
+        return M.clamp_min(0.0).sqrt() if M.ndim == 1 else _sym_power(M, 0.5, 0.0)
+    if isinstance(M, (KFAC, BlockDiagonal)):
+        return M.sqrt()
+    raise TypeError(
+        "sqrtm of a matrix-free CurvatureOperator is not available; use to_dense() for small D"
+    )
+
+
+def inv_sqrtm(M: Matrix, damping: float = 0.0) -> Matrix:
+    r""":math:`(M + \lambda I)^{-1/2}`: a tensor for dense/diagonal input, else an operator.
+
+    K-FAC uses exact damping (see :meth:`KFAC.inv_sqrt` for the π option).
+    """
+    _check(M)
+    damping = _check_damping(damping)
+    if isinstance(M, Tensor):
+        if M.ndim == 1:
+            d = M.clamp_min(0.0) + damping
+            if bool((d <= 0).any()):
+                raise RuntimeError("diagonal + damping has zero entries; use a positive damping")
+            return d.rsqrt()
+        return _sym_power(M, -0.5, damping)
+    if isinstance(M, (KFAC, BlockDiagonal)):
+        return M.inv_sqrt(damping)
+    raise TypeError(
+        "inv_sqrtm of a matrix-free CurvatureOperator is not available; use to_dense() for small D"
+    )
+
+
+# -- trace and Frobenius norm -------------------------------------------------------------
+def _rademacher(dim: int, k: int, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
+    bits = torch.randint(0, 2, (dim, k), generator=generator)
+    return (2 * bits - 1).to(dtype)
+
+
+def _probe_values(
+    M: Matrix, num_probes: int, generator: torch.Generator | None, fn, chunk: int = 32
+) -> Tensor:
+    values = []
+    for start in range(0, num_probes, chunk):
+        k = min(chunk, num_probes - start)
+        Z = _rademacher(_dim(M), k, generator, _dtype(M)).to(_device(M))
+        values.append(fn(Z, _matmat(M, Z)))
+    return torch.cat(values)
+
+
+def _mean_and_error(samples: Tensor) -> Estimate:
+    m = samples.numel()
+    se = float(samples.std(unbiased=True) / math.sqrt(m)) if m > 1 else float("nan")
+    return Estimate(float(samples.mean()), se, m)
+
+
+def hutchinson_trace(
+    M: Matrix, num_probes: int = 100, generator: torch.Generator | None = None
+) -> Estimate:
+    r"""Hutchinson's estimate :math:`\frac1m\sum_j z_j^\top M z_j`, Rademacher :math:`z_j`.
+
+    Unbiased; the standard error is the sample standard deviation over :math:`\sqrt m`.
+    """
+    _check(M)
+    if num_probes < 1:
+        raise ValueError(f"num_probes must be positive, got {num_probes}")
+    samples = _probe_values(M, num_probes, generator, lambda Z, MZ: (Z * MZ).sum(0))
+    return _mean_and_error(samples)
+
+
+def hutchinson_frobenius_norm(
+    M: Matrix,
+    num_probes: int = 100,
+    generator: torch.Generator | None = None,
+    squared: bool = False,
+) -> Estimate:
+    r"""Estimate :math:`\|M\|_F^2 = \mathbb E\|M z\|^2` with Rademacher probes.
+
+    ``squared=True`` returns the unbiased estimate of :math:`\|M\|_F^2`; otherwise its
+    square root with a delta-method standard error :math:`\mathrm{se}/(2\sqrt{\hat s})`
+    (the root is slightly biased low, by Jensen's inequality).
+    """
+    _check(M)
+    if num_probes < 1:
+        raise ValueError(f"num_probes must be positive, got {num_probes}")
+    samples = _probe_values(M, num_probes, generator, lambda Z, MZ: MZ.square().sum(0))
+    est = _mean_and_error(samples)
+    if squared:
+        return est
+    root = math.sqrt(max(est.value, 0.0))
+    se = est.std_error / (2 * root) if root > 0 else float("nan")
+    return Estimate(root, se, est.num_probes)
+
+
+def trace(
+    M: Matrix,
+    method: str = "auto",
+    num_probes: int = 100,
+    generator: torch.Generator | None = None,
+) -> Estimate:
+    """Trace: exact (``std_error = 0``) for every form except operators, where ``"auto"``
+    uses :func:`hutchinson_trace`. ``method`` is ``"auto"``, ``"exact"`` or
+    ``"hutchinson"``; ``"exact"`` on an operator builds the dense matrix.
+    """  # noqa: D205
+    _check(M)
+    if method not in ("auto", "exact", "hutchinson"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
+    if method == "hutchinson" or (method == "auto" and isinstance(M, CurvatureOperator)):
+        return hutchinson_trace(M, num_probes, generator)
+    if isinstance(M, Tensor):
+        value = M.sum() if M.ndim == 1 else M.trace()
+    elif isinstance(M, CurvatureOperator):
+        value = M.to_dense().trace()
+    else:
+        value = M.trace()
+    return Estimate(float(value), 0.0, 0)
+
+
+def frobenius_norm(
+    M: Matrix,
+    method: str = "auto",
+    num_probes: int = 100,
+    generator: torch.Generator | None = None,
+    squared: bool = False,
+) -> Estimate:
+    r"""Frobenius norm :math:`\|M\|_F` (or its square): exact except for operators.
+
+    ``"auto"`` is exact for tensors, K-FAC (:math:`\sqrt{\sum_l\|G_l\|_F^2\|A_l\|_F^2}`)
+    and block-diagonal matrices and uses :func:`hutchinson_frobenius_norm` for operators.
+    """
+    _check(M)
+    if method not in ("auto", "exact", "hutchinson"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
+    if method == "hutchinson" or (method == "auto" and isinstance(M, CurvatureOperator)):
+        return hutchinson_frobenius_norm(M, num_probes, generator, squared)
+    if isinstance(M, Tensor):
+        value = M.norm()
+    elif isinstance(M, CurvatureOperator):
+        value = M.to_dense().norm()
+    else:
+        value = M.frobenius_norm()
+    value = float(value)
+    return Estimate(value**2 if squared else value, 0.0, 0)
+
+
+# -- spectra ---------------------------------------------------------------------------------
+def top_eigenpairs(
+    M: Matrix, k: int = 5, which: str = "LA", method: str = "auto", tol: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    r"""Return the ``k`` largest (``which="LA"``) or largest-magnitude (``"LM"``) eigenpairs.
+
+    ``method="lanczos"`` runs :func:`scipy.sparse.linalg.eigsh` (implicitly restarted
+    Lanczos, ARPACK) on :func:`as_scipy` — only matrix products; ``"exact"`` uses
+    ``eigh`` of the dense matrix; ``"auto"`` is exact for tensors and Lanczos otherwise.
+    Returns eigenvalues ``(k,)`` in descending order and eigenvectors ``(D, k)``.
+    """
+    _check(M)
+    D = _dim(M)
+    if not 1 <= k <= D:
+        raise ValueError(f"k must be in [1, {D}], got {k}")
+    if which not in ("LA", "LM"):
+        raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
+    if method == "auto":
+        method = "exact" if isinstance(M, Tensor) else "lanczos"
+    if method == "exact" or k >= D:
+        lam, Q = torch.linalg.eigh(_to_dense(M))
+        order = (
+            lam.argsort(descending=True) if which == "LA" else lam.abs().argsort(descending=True)
+        )
+        order = order[:k]
+        return lam[order], Q[:, order]
+    if method != "lanczos":
+        raise ValueError(f"method must be 'auto', 'exact' or 'lanczos', got {method!r}")
+    values, vectors = eigsh(as_scipy(M), k=k, which=which, tol=tol)
+    order = np.argsort(-values if which == "LA" else -np.abs(values))
+    lam = torch.as_tensor(values[order], dtype=_dtype(M), device=_device(M))
+    Q = torch.as_tensor(vectors[:, order], dtype=_dtype(M), device=_device(M))
+    return lam, Q
+
+
+def lanczos(M: Matrix, v0: Tensor, num_steps: int) -> tuple[Tensor, Tensor]:
+    r"""``num_steps`` Lanczos steps from ``v0`` with full reorthogonalisation.
+
+    Returns the tridiagonal matrix's diagonal :math:`\alpha` ``(m,)`` and off-diagonal
+    :math:`\beta` ``(m - 1,)`` (``m <= num_steps``: the iteration stops early at an
+    invariant subspace).
+    """
+    _check(M)
+    q = v0 / v0.norm()
+    basis = [q]
+    alphas, betas = [], []
+    for step in range(num_steps):
+        w = _matmat(M, q.unsqueeze(1))[:, 0]
+        alpha = torch.dot(q, w)
+        alphas.append(alpha)
+        Q = torch.stack(basis, dim=1)
+        w = w - Q @ (Q.T @ w)
+        w = w - Q @ (Q.T @ w)  # twice is enough (Kahan)
+        beta = w.norm()
+        if step + 1 == num_steps or beta <= 1e-10 * max(1.0, float(alpha.abs())):
+            break
+        betas.append(beta)
+        q = w / beta
+        basis.append(q)
+    alpha_t = torch.stack(alphas)
+    beta_t = torch.stack(betas) if betas else alpha_t.new_zeros(0)
+    return alpha_t, beta_t
+
+
+def spectral_density(
+    M: Matrix,
+    num_probes: int = 10,
+    num_steps: int = 50,
+    generator: torch.Generator | None = None,
+    grid: Tensor | None = None,
+    sigma: float | None = None,
+) -> SpectralDensity:
+    r"""Spectral density by stochastic Lanczos quadrature.
+
+    For each Rademacher probe :math:`z` (normalised), ``num_steps`` Lanczos steps give
+    :math:`T = U \mathrm{diag}(\theta) U^\top`; the nodes :math:`\theta_j` and weights
+    :math:`\tau_j = U_{1j}^2` make a Gauss quadrature of :math:`z^\top f(M) z / \|z\|^2`,
+    whose mean over probes estimates :math:`\frac1D \mathrm{tr} f(M)` (exact for
+    polynomials of degree :math:`< 2m` per probe). The density is
+    :math:`\phi(t) = \frac{1}{n_v}\sum_{v,j} \tau_j \mathcal N(t; \theta_j, \sigma^2)`
+    on ``grid`` (default: 512 points spanning the nodes, :math:`\sigma` = 1% of the span).
+    """
+    _check(M)
+    D = _dim(M)
+    steps = min(num_steps, D)
+    nodes = torch.zeros(num_probes, steps, dtype=_dtype(M))
+    weights = torch.zeros(num_probes, steps, dtype=_dtype(M))
+    for j in range(num_probes):
+        z = _rademacher(D, 1, generator, _dtype(M))[:, 0].to(_device(M))
+        alpha, beta = lanczos(M, z, steps)
+        T = torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1)
+        theta, U = torch.linalg.eigh(T)
+        m = theta.numel()
+        nodes[j, :m] = theta.cpu()
+        weights[j, :m] = U[0].square().cpu()
+    if grid is None:
+        low, high = float(nodes.min()), float(nodes.max())
+        pad = 0.05 * (high - low) + 1e-12
+        grid = torch.linspace(low - pad, high + pad, 512, dtype=_dtype(M))
+    if sigma is None:
+        sigma = 0.01 * float(grid[-1] - grid[0]) + 1e-12
+    diff = grid.view(-1, 1, 1) - nodes.unsqueeze(0)
+    kernel = torch.exp(-0.5 * (diff / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    density = (kernel * weights.unsqueeze(0)).sum((1, 2)) / num_probes
+    return SpectralDensity(nodes, weights, grid, density)
+
+
+# -- sign-descent geometry (Balles 2021, ch. 6) ------------------------------------------------
+def abs_sum(M: Matrix, chunk_size: int = 256) -> float:
+    r""":math:`\sum_{ij}|M_{ij}|`; operators column chunk by column chunk (``D`` products)."""
+    _check(M)
+    if isinstance(M, Tensor):
+        return float(M.abs().sum())
+    if isinstance(M, (KFAC, BlockDiagonal)):
+        return float(M.abs_sum())
+    total = 0.0
+    D = _dim(M)
+    for start in range(0, D, chunk_size):
+        stop = min(start + chunk_size, D)
+        E = torch.zeros(D, stop - start, dtype=_dtype(M), device=_device(M))
+        E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
+        total += float(_matmat(M, E).abs().sum())
+    return total
+
+
+def _diag(M: Matrix) -> Tensor:
+    if isinstance(M, Tensor):
+        return M if M.ndim == 1 else M.diagonal()
+    if isinstance(M, (KFAC, BlockDiagonal)):
+        return M.diag()
+    D = _dim(M)
+    out = torch.empty(D, dtype=_dtype(M), device=_device(M))
+    for start in range(0, D, 256):
+        stop = min(start + 256, D)
+        E = torch.zeros(D, stop - start, dtype=_dtype(M), device=_device(M))
+        idx = torch.arange(start, stop)
+        E[idx, idx - start] = 1.0
+        out[start:stop] = _matmat(M, E)[idx, idx - start]
+    return out
+
+
+def diagonal_concentration(M: Matrix) -> float:
+    r""":math:`\rho_\text{diag}(M) = \sum_i|M_{ii}| / \sum_{ij}|M_{ij}| \in [1/D, 1]` (Balles Prop. 6.4)."""  # noqa: E501
+    total = abs_sum(M)
+    if total == 0.0:
+        raise ValueError("diagonal concentration of the zero matrix is undefined")
+    return float(_diag(M).abs().sum()) / total
+
+
+def inf_one_norm(H: Tensor, max_dim: int = 20) -> float:
+    r"""Exact :math:`\|H\|_{\infty,1} = \max_{s \in \{\pm1\}^D} \|H s\|_1` by enumeration.
+
+    The maximum of a convex function over the cube is attained at a vertex; the cost is
+    :math:`2^{D-1}` products, so only for ``D <= max_dim`` (the problem is NP-hard in
+    general, Rohn 2000). Accepts a dense ``(D, D)`` or diagonal ``(D,)`` tensor.
+    """
+    _check(H)
+    if H.ndim == 1:
+        return float(H.abs().sum())
+    D = H.shape[0]
+    if D > max_dim:
+        raise ValueError(f"exact ∞→1 norm enumerates 2^{D} sign vectors; D={D} > {max_dim}")
+    signs = torch.tensor(list(itertools.product((1.0, -1.0), repeat=D - 1)), dtype=H.dtype)
+    S = torch.cat([torch.ones(signs.shape[0], 1, dtype=H.dtype), signs], dim=1)
+    return float((S @ H.T).abs().sum(1).max())
+
+
+def inf_one_norm_bounds(M: Matrix) -> InfOneNorm:
+    r"""Lower and upper bounds on :math:`\|M\|_{\infty,1}` for symmetric ``M``.
+
+    Upper: :math:`\sum_{ij}|M_{ij}|` (:math:`= \rho_\text{diag}^{-1}\sum_i\lambda_i` for
+    positive semi-definite M, Balles Eq. 6.19), tightened for dense input by Eq. 6.20,
+    :math:`\sum_i|\lambda_i|\|v^{(i)}\|_1^2`. Lower: Eq. 6.21 for the leading eigenpair
+    (by Lanczos unless dense) and :math:`\|M\,\mathrm{sign}(v)\|_1`.
+    """
+    _check(M)
+    total = abs_sum(M)
+    diag = _diag(M)
+    rho = float(diag.abs().sum()) / total if total > 0 else float("nan")
+    upper = total
+    if isinstance(M, Tensor) and M.ndim == 2:
+        lam, Q = torch.linalg.eigh(M)
+        upper = min(upper, float((lam.abs() * Q.abs().sum(0).square()).sum()))
+        i = int(lam.abs().argmax())
+        lam1, v = lam[i], Q[:, i]
+    elif isinstance(M, Tensor):
+        return InfOneNorm(total, total, 1.0, float(M.sum()))
+    else:
+        lam1_t, V = top_eigenpairs(M, k=1, which="LM", method="auto")
+        lam1, v = lam1_t[0], V[:, 0]
+    ratio = float(lam1.abs() * v.abs().sum() / v.abs().max())
+    s = torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
+    by_sign = float(_matmat(M, s.unsqueeze(1)).abs().sum())
+    return InfOneNorm(max(ratio, by_sign), upper, rho, float(diag.sum()))
