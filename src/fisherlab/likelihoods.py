@@ -355,7 +355,8 @@ def from_loss(loss_fn: torch.nn.Module) -> Likelihood:
         smoothing, ``ignore_index`` use, ``pos_weight``) or ``reduction="none"``.
     """
     reduction = getattr(loss_fn, "reduction", None)
-    if isinstance(loss_fn, (torch.nn.MSELoss, torch.nn.CrossEntropyLoss, torch.nn.BCEWithLogitsLoss)):
+    supported = (torch.nn.MSELoss, torch.nn.CrossEntropyLoss, torch.nn.BCEWithLogitsLoss)
+    if isinstance(loss_fn, supported):
         if reduction not in ("mean", "sum"):
             raise ValueError(
                 f"from_loss: {type(loss_fn).__name__}(reduction={reduction!r}) is not supported; "

@@ -79,9 +79,8 @@ class FunctionalModel:
     def unflatten(self, vector: Tensor) -> Params:
         """Split a flat ``(D,)`` vector into a name → tensor dict of parameter shapes."""
         chunks = vector.split(self.numels)
-        return {
-            name: chunk.view(shape) for name, chunk, shape in zip(self.names, chunks, self.shapes)
-        }
+        pieces = zip(self.names, chunks, self.shapes, strict=True)
+        return {name: chunk.view(shape) for name, chunk, shape in pieces}
 
     def flatten(self, tensors: Params, batch_dims: int = 0) -> Tensor:
         """Concatenate a name → tensor dict into flat vectors, keeping ``batch_dims`` dims."""

@@ -1,7 +1,9 @@
-"""The basic forms: ``"dense"`` (a ``(D, D)`` tensor), ``"diag"`` (a ``(D,)`` tensor) and
-``"operator"`` (a matrix-free :class:`CurvatureOperator`).
+r"""The basic forms: ``"dense"``, ``"diag"`` and ``"operator"``.
 
-The covariance :math:`\\Sigma = a\\sum_n g_n g_n^\\top - \\nabla L\\nabla L^\\top` is assembled
+``"dense"`` is a ``(D, D)`` tensor, ``"diag"`` a ``(D,)`` tensor and ``"operator"`` a
+matrix-free :class:`CurvatureOperator`.
+
+The covariance :math:`\Sigma = a\sum_n g_n g_n^\top - \nabla L\nabla L^\top` is assembled
 from the empirical Fisher's batch sums and the gradient (see
 :meth:`fisherlab.Curvature.covariance` for ``a``); the variance is its diagonal.
 """
@@ -80,7 +82,7 @@ def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
         def matmat(V: Tensor) -> Tensor:
             total = sum(
                 batch_matvec(fm, X, y, spec, V, mc_factor=Q)
-                for (X, y), Q in zip(batches, factors)
+                for (X, y), Q in zip(batches, factors, strict=True)
             )
             return curvature.normalize(total)
     else:
