@@ -259,10 +259,10 @@ class Collector:
                 stacklevel=3,
             )
         self._handles.append(self.model.register_forward_pre_hook(self._on_model_input))
-        self._handles.append(self.model.register_forward_hook(self._on_model_output))
-        if self.fallback_reason is None:
+        if self.fallback_reason is None:  # layer hooks first: the model may be one layer
             for module in self._layers:
                 self._handles.append(module.register_forward_hook(self._on_layer_forward))
+        self._handles.append(self.model.register_forward_hook(self._on_model_output))
         for p in self.params:
             self._handles.append(p.register_hook(self._gradient_hook(p)))
 
@@ -318,6 +318,11 @@ class Collector:
         if self._fast:
             reason = self._check_graph(output)
             if reason is not None:
+                if self.statistics & set(_KRON):
+                    raise NotImplementedError(
+                        f"Kronecker factors need the fast path, which does not cover this "
+                        f"forward pass: {reason}"
+                    )
                 self._fast = False
                 warnings.warn(
                     f"fisherlab.engine.hooks: {reason}; statistics come from the generic "
@@ -390,7 +395,12 @@ class Collector:
         if not self._fast:
             f = self._output
             assert f is not None
-            self._fallback(f, g, self._factor_columns(f))
+            columns = self._factor_columns(f)
+            self._inner = True  # the generic engine calls the model: ignore those calls
+            try:
+                self._fallback(f, g, columns)
+            finally:
+                self._inner = False
             return
         self._ensure_columns()
 
@@ -411,10 +421,13 @@ class Collector:
         kinds = list(columns)
         sizes = [columns[k].shape[0] for k in kinds]
         V = torch.cat([columns[k] for k in kinds]).reshape(sum(sizes), *f.shape)
-        records = list(self._records.values())
+        records = [r for r in self._records.values() if r.output is not f]
+        grads: tuple[Tensor | None, ...] = ()
         self._inner = True
         try:
-            if V.shape[0] == 1:
+            if not records:
+                pass
+            elif V.shape[0] == 1:
                 grads = torch.autograd.grad(
                     f, [r.output for r in records], V[0], retain_graph=True, allow_unused=True
                 )
@@ -430,6 +443,9 @@ class Collector:
                 )
         finally:
             self._inner = False
+        # a layer whose output is the model output receives the columns themselves
+        records += [r for r in self._records.values() if r.output is f]
+        grads += (V,) * (len(records) - len(grads))
         for record, cols in zip(records, grads, strict=True):
             if cols is None:
                 continue

@@ -1,0 +1,123 @@
+"""Models outside the fast path: a warning and the generic engine's numbers, or a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import fisherlab as fl
+from fisherlab.engine.hooks import FallbackWarning, compute
+
+DT = torch.float64
+STATS = ("gradient", "variance", "l2_norm", "per_sample_gradients", "ggn_diag", "fisher_mc_diag")
+
+
+class Scale(nn.Module):
+    """A parameterised layer without a closed form in the fast engine."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class TwiceCalled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(4, 3)
+        self.shared = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shared(torch.tanh(self.shared(self.inp(x))))
+
+
+class TiedOutsideForward(nn.Module):
+    """A weight used by its layer and again directly by the parent (tied weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(torch.tanh(self.up(x)), self.up.weight.T)
+
+
+MODELS = {
+    "unknown-layer": lambda: nn.Sequential(nn.Linear(4, 3), Scale(3), nn.Linear(3, 3)),
+    "conv-circular": lambda: nn.Sequential(
+        nn.Conv1d(4, 2, 3, padding=1, padding_mode="circular"), nn.Flatten(), nn.Linear(2, 3)
+    ),
+    "called-twice": TwiceCalled,
+    "tied-outside-forward": TiedOutsideForward,
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fallback_warns_and_matches_generic_engine(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().to(DT)
+    in_shape = (
+        (4, 1) if name == "conv-circular" else (4,) if name != "tied-outside-forward" else (3,)
+    )
+    X = torch.randn(5, *in_shape, dtype=DT)
+    y = torch.randint(0, 3, (5,))
+    lik = fl.likelihoods.Categorical()
+    with pytest.warns(FallbackWarning):
+        stats = compute(model, lik, X, y, STATS, generator=torch.Generator().manual_seed(2))
+    curv = fl.Curvature(model, lik, X, y)
+    G = curv.per_sample_gradients()
+    mc = curv.fisher(form="diag", mc_samples=1, generator=torch.Generator().manual_seed(2))
+    expected = {
+        "gradient": curv.gradient(),
+        "variance": curv.variance(form="diag"),
+        "l2_norm": G.norm(dim=1),
+        "per_sample_gradients": G,
+        "ggn_diag": curv.ggn(form="diag"),
+        "fisher_mc_diag": mc,
+    }
+    for stat, value in expected.items():
+        torch.testing.assert_close(stats.flat(stat), value, rtol=1e-10, atol=1e-12, msg=stat)
+
+
+def test_supported_model_does_not_warn(recwarn):
+    model = nn.Sequential(nn.Linear(4, 3)).to(DT)
+    compute(model, fl.likelihoods.Categorical(), torch.randn(5, 4, dtype=DT), torch.zeros(5).long())
+    assert not [w for w in recwarn if issubclass(w.category, FallbackWarning)]
+
+
+def test_kronecker_factors_without_fast_path_raise():
+    model = MODELS["unknown-layer"]().to(DT)
+    with pytest.raises(NotImplementedError, match="Scale"):
+        fl.engine.hooks.collect(model, fl.likelihoods.Categorical(), ("kfac",))
+
+
+def test_batchnorm_in_training_mode_raises():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).to(DT).train()
+    with pytest.raises(ValueError, match="training mode"):
+        compute(
+            model,
+            fl.likelihoods.Gaussian(),
+            torch.randn(5, 4, dtype=DT),
+            torch.randn(5, 3, dtype=DT),
+        )
+
+
+def test_bad_arguments():
+    model = nn.Linear(4, 3).to(DT)
+    lik = fl.likelihoods.Categorical()
+    with pytest.raises(ValueError, match="known statistics"):
+        fl.engine.hooks.collect(model, lik, ("hessian_diag",))
+    with pytest.raises(ValueError, match="reduction"):
+        fl.engine.hooks.collect(model, lik, reduction="avg")
+    with pytest.raises(TypeError, match="Likelihood"):
+        fl.engine.hooks.collect(model, nn.CrossEntropyLoss())
+    stats = fl.engine.hooks.collect(model, lik, ("gradient",))
+    with pytest.raises(RuntimeError, match="backward"):
+        stats.flat("gradient")
+    stats = compute(model, lik, torch.randn(5, 4, dtype=DT), torch.zeros(5).long(), ("gradient",))
+    with pytest.raises(ValueError, match="not requested"):
+        stats.flat("variance")
