@@ -46,7 +46,7 @@ receives the output gradient during the backward pass, and the layer's closed fo
 output gradient into the statistics without per-sample gradients where possible. For the
 curvature statistics a hook on the model output backpropagates the columns of
 :math:`S_n` (exact) and of the sampled output gradients :math:`q_{s,n}` (Monte Carlo) to
-every layer output in one batched backward pass before the ordinary backward continues.
+every layer output (one backward pass per column) before the ordinary backward continues.
 Models with parameterised modules that have no closed form here, parameters used more
 than once, or layers called more than once get a warning and the generic
 :mod:`torch.func` engine (:class:`fisherlab.engine.functional.FunctionalModel`).
@@ -425,21 +425,17 @@ class Collector:
         grads: tuple[Tensor | None, ...] = ()
         self._inner = True
         try:
-            if not records:
-                pass
-            elif V.shape[0] == 1:
-                grads = torch.autograd.grad(
-                    f, [r.output for r in records], V[0], retain_graph=True, allow_unused=True
-                )
-                grads = tuple(None if x is None else x.unsqueeze(0) for x in grads)
-            else:
-                grads = torch.autograd.grad(
-                    f,
-                    [r.output for r in records],
-                    V,
-                    retain_graph=True,
-                    allow_unused=True,
-                    is_grads_batched=True,
+            if records:
+                # one backward per column: batching them with vmap (is_grads_batched) is
+                # several times slower for convolutions on CPU
+                outputs = [r.output for r in records]
+                per_column = [
+                    torch.autograd.grad(f, outputs, v, retain_graph=True, allow_unused=True)
+                    for v in V
+                ]
+                grads = tuple(
+                    None if column[0] is None else torch.stack(column)
+                    for column in zip(*per_column, strict=True)
                 )
         finally:
             self._inner = False
