@@ -81,7 +81,8 @@ def test_deep_linear_gaussian_blocks_are_exact(method, reduction):
 
 def test_mlp_kfac_is_close_to_exact_blocks():
     # Nonlinear MLP, many samples: K-FAC is an approximation. Stated tolerance: relative
-    # Frobenius error of each per-layer block below 0.35 on this problem (measured ~0.1).
+    # Frobenius error of each per-layer block below 0.35 on this problem (measured 0.28 for
+    # the first, 0.06 for the last layer; trace error 0.02).
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
     X = torch.randn(64, 5, dtype=DT)
@@ -94,7 +95,7 @@ def test_mlp_kfac_is_close_to_exact_blocks():
         err = (torch.kron(block.G, block.A) - exact).norm() / exact.norm()
         assert err < 0.35, (block.name, float(err))
     # traces of the per-layer blocks are close as well
-    assert abs(K.trace() - dense.trace()) / dense.trace() < 0.35
+    assert abs(K.trace() - dense.trace()) / dense.trace() < 0.1
 
 
 @pytest.mark.parametrize(
