@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 
 from fisherlab.engine.functional import FunctionalModel
 from fisherlab.likelihoods import Likelihood
@@ -130,9 +130,15 @@ class Curvature:
     # -- data ---------------------------------------------------------------------------
     @staticmethod
     def _count_samples(loader: Iterable[Batch]) -> int:
-        if isinstance(loader, DataLoader) and not loader.drop_last:
+        # A default batch sampler without drop_last yields every index of its sampler once;
+        # the sampler (not the dataset) decides which samples are used (e.g. a subset).
+        if (
+            isinstance(loader, DataLoader)
+            and type(loader.batch_sampler) is BatchSampler
+            and not loader.drop_last
+        ):
             try:
-                return len(loader.dataset)  # type: ignore[arg-type]
+                return len(loader.batch_sampler.sampler)  # type: ignore[arg-type]
             except TypeError:
                 pass
         return sum(_unpack(batch)[0].shape[0] for batch in loader)
