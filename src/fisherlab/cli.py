@@ -49,6 +49,17 @@ def _add_scale(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="T",
+        help="torch CPU threads (default: 1; the experiments are many small operations, "
+        "which more threads slow down)",
+    )
+
+
 def _add_out(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
@@ -96,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete an existing run directory and start over"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_threads(p)
 
     p = sub.add_parser("reproduce", help="run every experiment, then write the report")
     _add_scale(p)
@@ -108,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete existing run directories and start over"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_threads(p)
 
     p = sub.add_parser("report", help="write DIR/report.html from the runs in DIR")
     _add_out(p)
@@ -289,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exc:  # argparse: usage errors (2), --help/--version (0)
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            _error(f"--threads must be >= 1, got {args.threads}")
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return _COMMANDS[args.command](args)
     except UsageError as exc:

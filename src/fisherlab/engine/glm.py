@@ -20,7 +20,6 @@ need (Kunstner et al., App. D: thousands of short runs).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from fisherlab.likelihoods import Categorical, Likelihood
@@ -57,6 +56,7 @@ class LinearModel:
         self.likelihood = likelihood
         self.reduction = reduction
         self.scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
+        self._outer: Tensor | None = None
 
     @property
     def num_params(self) -> int:
@@ -82,8 +82,12 @@ class LinearModel:
         return values.reshape(*theta.shape[:-1], self.X.shape[0])
 
     def _gram(self, weights: Tensor) -> Tensor:
-        """``c Xᵀ diag(w) X`` for weights ``(..., N)``."""
-        return self.scale * torch.einsum("...n,ni,nj->...ij", weights, self.X, self.X)
+        """``c Xᵀ diag(w) X`` for weights ``(..., N)``: one product with the ``x_n x_nᵀ``."""
+        N, D = self.X.shape
+        if self._outer is None:
+            self._outer = (self.X.unsqueeze(2) * self.X.unsqueeze(1)).reshape(N, D * D)
+        gram = weights.reshape(-1, N) @ self._outer
+        return self.scale * gram.reshape(*weights.shape[:-1], D, D)
 
     def loss(self, theta: Tensor) -> Tensor:
         """``L(θ)``, shape ``theta.shape[:-1]``."""

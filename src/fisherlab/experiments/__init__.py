@@ -21,4 +21,7 @@ __all__ = [
 ]
 
 # Experiment modules register themselves on import; import order = listing order.
-from fisherlab.experiments import demo  # noqa: E402, F401
+from fisherlab.experiments import (
+    demo,  # noqa: E402, F401
+    kunstner_fig3,  # noqa: E402, F401
+)

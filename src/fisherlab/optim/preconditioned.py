@@ -40,7 +40,7 @@ __all__ = [
 PRECONDITIONERS = ("identity", "fisher", "empirical_fisher", "ggn", "hessian")
 
 
-def damped_direction(preconditioner: Any, gradient: Tensor, damping: float) -> Tensor:
+def damped_direction(preconditioner: Any, gradient: Tensor, damping: float | Tensor) -> Tensor:
     r"""Solve :math:`(B + \lambda I) d = g` for ``B`` in any form.
 
     Parameters
@@ -49,15 +49,23 @@ def damped_direction(preconditioner: Any, gradient: Tensor, damping: float) -> T
         Dense ``(..., D, D)`` (batched), diagonal ``(D,)``, or an operator / KFAC object.
     gradient : Tensor
         ``(..., D)``.
-    damping : float
-        :math:`\lambda \geq 0`.
+    damping : float or Tensor
+        :math:`\lambda \geq 0`; for a batch of dense problems also a tensor of the batch
+        shape (one damping per problem).
     """
-    if damping < 0:
+    if isinstance(damping, Tensor):
+        if (damping < 0).any():
+            raise ValueError("damping must be >= 0")
+        if not isinstance(preconditioner, Tensor) or preconditioner.ndim < 2:
+            raise ValueError("a tensor of dampings needs a batch of dense preconditioners")
+    elif damping < 0:
         raise ValueError(f"damping must be >= 0, got {damping}")
     if isinstance(preconditioner, Tensor):
         if preconditioner.shape == gradient.shape[-1:] and preconditioner.ndim == 1:
             return gradient / (preconditioner + damping)
         eye = torch.eye(gradient.shape[-1], dtype=gradient.dtype, device=gradient.device)
+        if isinstance(damping, Tensor):
+            damping = damping[..., None, None]
         damped = preconditioner + damping * eye
         return torch.linalg.solve(damped, gradient.unsqueeze(-1)).squeeze(-1)
     if hasattr(preconditioner, "solve"):

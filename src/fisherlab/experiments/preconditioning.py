@@ -1,0 +1,135 @@
+r"""Shared protocol of the Kunstner et al. optimization experiments (App. D.3).
+
+Runs of GD, NGD and EF-preconditioned GD (Eq. D.30-D.32) on a linear model, many at once:
+
+.. math::
+    \theta_{t+1} = \theta_t - \gamma\,(B(\theta_t) + \lambda I)^{-1}\nabla L(\theta_t),
+    \quad B \in \{0, F, \tilde F\},
+
+with all quantities from :class:`fisherlab.engine.glm.LinearModel` and the update from
+:mod:`fisherlab.optim.preconditioned`. A run stops (its final loss is recorded as
+``inf``) as soon as its loss exceeds ``divergence_factor`` times the initial loss or is
+not finite — the early-stopping rule of the paper's grid search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from fisherlab.engine.glm import LinearModel
+from fisherlab.optim.preconditioned import damped_direction, preconditioned_update
+
+__all__ = ["METHODS", "Trajectory", "run_batch", "preconditioner", "log10_grid", "select"]
+
+METHODS = ("GD", "NGD", "EFGD")
+
+
+def log10_grid(start: float, stop: float, num: int) -> list[float]:
+    """Exponents of ``numpy.logspace(start, stop, num)``, rounded to 1e-9 (exact keys)."""
+    if num == 1:
+        return [float(start)]
+    step = (stop - start) / (num - 1)
+    return [round(start + i * step, 9) for i in range(num)]
+
+
+def preconditioner(model: LinearModel, method: str, theta: Tensor) -> Tensor | None:
+    """``B(θ)`` of ``method`` (``None`` for GD), batched over ``theta``'s leading dims."""
+    if method == "GD":
+        return None
+    if method == "NGD":
+        return model.fisher(theta)
+    if method == "EFGD":
+        return model.empirical_fisher(theta)
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+@dataclass
+class Trajectory:
+    """Losses (``(T + 1, R)``) and parameters (``(T + 1, R, D)``) of a batch of runs."""
+
+    losses: Tensor
+    thetas: Tensor | None
+
+
+def run_batch(
+    model: LinearModel,
+    method: str,
+    log10_lrs: Tensor,
+    log10_damping: float | Tensor | None,
+    iterations: int,
+    theta0: Tensor | None = None,
+    divergence_factor: float = 100.0,
+    keep_thetas: bool = False,
+) -> Trajectory:
+    """Run ``R = len(log10_lrs)`` preconditioned-GD runs side by side.
+
+    Parameters
+    ----------
+    model : LinearModel
+        The problem.
+    method : {"GD", "NGD", "EFGD"}
+        Preconditioner: none, Fisher or empirical Fisher.
+    log10_lrs : Tensor
+        ``(R,)`` step-size exponents.
+    log10_damping : float, Tensor or None
+        Damping exponent, one for all runs or ``(R,)`` (``None`` for GD).
+    iterations : int
+        Number of updates.
+    theta0 : Tensor, optional
+        ``(D,)`` or ``(R, D)`` start (default: zero).
+    divergence_factor : float
+        Runs whose loss exceeds this multiple of the initial loss are stopped, and their
+        subsequent losses are ``inf``.
+    keep_thetas : bool
+        Record the parameters at every iteration.
+    """
+    dtype = model.X.dtype
+    lrs = (10.0**log10_lrs).to(dtype)
+    R, D = lrs.shape[0], model.num_params
+    theta = torch.zeros(R, D, dtype=dtype) if theta0 is None else theta0.expand(R, D).clone()
+    if log10_damping is None:
+        damping = torch.zeros(R, dtype=dtype)
+    else:
+        damping = (10.0 ** torch.as_tensor(log10_damping, dtype=dtype)).expand(R)
+    initial = model.loss(theta)
+    alive = torch.isfinite(initial)
+    losses, thetas = [initial.clone()], [theta.clone()]
+    eye = torch.eye(D, dtype=dtype)
+    for _ in range(iterations):
+        gradient = model.gradient(theta)
+        B = preconditioner(model, method, theta)
+        if B is not None:
+            B = torch.where(alive[:, None, None], B, eye)
+            gradient = torch.where(alive[:, None], gradient, 0.0)
+            direction = damped_direction(B, gradient, damping)
+        else:
+            direction = gradient
+        theta = torch.where(alive[:, None], preconditioned_update(theta, direction, lrs), theta)
+        loss = model.loss(theta)
+        alive = alive & torch.isfinite(loss) & (loss <= divergence_factor * initial)
+        losses.append(torch.where(alive, loss, math.inf))
+        if keep_thetas:
+            thetas.append(theta.clone())
+    return Trajectory(torch.stack(losses), torch.stack(thetas) if keep_thetas else None)
+
+
+def select(
+    final_losses: dict[tuple[float, float | None], float], tie_rtol: float
+) -> tuple[tuple[float, float | None], float, list[tuple[float, float | None]]]:
+    """Pick the grid cell with the lowest final loss; also return all cells tying with it.
+
+    Ties are cells whose final loss lies within ``tie_rtol`` (relative) of the minimum;
+    the selection among ties is the first in grid order (increasing step size, then
+    damping).
+    """
+    finite = {key: value for key, value in final_losses.items() if math.isfinite(value)}
+    if not finite:
+        raise ValueError("every run of the grid diverged")
+    best_key = min(finite, key=lambda k: (finite[k], k[0], -math.inf if k[1] is None else k[1]))
+    best = finite[best_key]
+    ties = [k for k, v in finite.items() if abs(v - best) <= tie_rtol * abs(best)]
+    return best_key, best, sorted(ties, key=lambda k: (k[0], k[1] or 0.0))
