@@ -369,6 +369,12 @@ def from_loss(loss_fn: torch.nn.Module) -> Likelihood:
             raise ValueError("from_loss: CrossEntropyLoss with class weights is not a likelihood")
         if loss_fn.label_smoothing != 0.0:
             raise ValueError("from_loss: CrossEntropyLoss with label_smoothing is not a likelihood")
+        if loss_fn.ignore_index >= 0:
+            # a negative ignore_index (default -100) never matches a valid class index
+            raise ValueError(
+                f"from_loss: CrossEntropyLoss with ignore_index={loss_fn.ignore_index} drops "
+                "samples of that class and is not a likelihood"
+            )
         return Categorical(reduction=reduction)
     if isinstance(loss_fn, torch.nn.BCEWithLogitsLoss):
         if loss_fn.weight is not None or loss_fn.pos_weight is not None:
