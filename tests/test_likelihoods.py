@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from oracles import OracleLikelihood, assert_close
 
 import fisherlab as fl
+from oracles import OracleLikelihood, assert_close
 
 LIKELIHOODS = {
     "gaussian": lambda: fl.likelihoods.Gaussian(sigma=0.7),
