@@ -36,6 +36,7 @@ from fisherlab.engine.hooks import FIRST_ORDER, Collector
 ROWS = {
     "first_order": "first-order set (grad, 2nd moment, variance, L2 norms)",
     "per_sample": "per-sample gradients",
+    "per_sample_reuse": "per-sample gradients, reused buffers",
     "mc_diag": "MC-Fisher diagonal",
     "ggn_diag": "exact GGN/Fisher diagonal",
     "kfac": "KFAC (MC)",
@@ -44,6 +45,7 @@ IMPLS = ("fisherlab", "backpack", "curvlinops", "torch.func")
 OURS = {
     "first_order": FIRST_ORDER,
     "per_sample": ("per_sample_gradients",),
+    "per_sample_reuse": ("per_sample_gradients",),
     "mc_diag": ("fisher_mc_diag",),
     "ggn_diag": ("ggn_diag",),
     "kfac": ("kfac",),
@@ -67,7 +69,11 @@ def plain(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> Method:
 def fisherlab_method(model: nn.Module, X: torch.Tensor, y: torch.Tensor, row: str) -> Method:
     loss_fn = nn.CrossEntropyLoss()
     collector = Collector(
-        model, fl.likelihoods.Categorical(), OURS[row], generator=torch.Generator()
+        model,
+        fl.likelihoods.Categorical(),
+        OURS[row],
+        generator=torch.Generator(),
+        reuse_buffers=row == "per_sample_reuse",
     )
 
     def run() -> None:
@@ -81,6 +87,8 @@ def fisherlab_method(model: nn.Module, X: torch.Tensor, y: torch.Tensor, row: st
 
 
 def backpack_method(model: nn.Module, X: torch.Tensor, y: torch.Tensor, row: str) -> Method:
+    if row == "per_sample_reuse":
+        raise NotImplementedError("fisherlab option")
     import backpack
     from backpack import extensions as ext
 
@@ -351,7 +359,7 @@ def markdown(meta: dict, ratios: dict, memory: dict, scaling: dict) -> str:
             f"{impl} ({row}): {e['note']}"
             for row in ROWS
             for impl, e in result["rows"][row].items()
-            if e.get("ratio") is None and "backpack" in impl
+            if e.get("ratio") is None and "backpack" in impl and row != "per_sample_reuse"
         ]
         if noted:
             lines += ["", "n/a: " + "; ".join(sorted(set(noted)))]

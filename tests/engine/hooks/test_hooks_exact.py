@@ -198,3 +198,16 @@ def test_unfolded_input_reproduces_the_convolution(conv):
     z_unfolded = torch.einsum("goi,ngit->ngot", W, U).reshape(z.shape[0], conv.out_channels, -1)
     z_unfolded = z_unfolded + conv.bias.reshape(1, -1, 1)
     _assert_close(z_unfolded, z.reshape(z.shape[0], conv.out_channels, -1), "unfolded conv")
+
+
+def test_reused_buffers_give_the_same_per_sample_gradients():
+    model, likelihood, X, y, curv = _problem(MODEL_CASES[0], "categorical", "mean")
+    stats = fl.engine.hooks.collect(
+        model, likelihood, ("per_sample_gradients", "second_moment"), reuse_buffers=True
+    )
+    with stats:
+        for scale in (2.0, 1.0):  # the second pass overwrites the first one's buffers
+            stats.loss(model(X * scale), y).backward()
+            first = stats.flat("per_sample_gradients")
+    _assert_close(first, curv.per_sample_gradients(), "per-sample gradients")
+    _assert_close(stats.flat("second_moment"), curv.empirical_fisher(form="diag"), "EF diag")

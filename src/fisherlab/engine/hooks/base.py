@@ -39,6 +39,8 @@ class LayerRule:
     types: tuple[type[torch.nn.Module], ...] = ()
     #: whether :meth:`kron_factors` is implemented
     has_kron_factors: bool = False
+    #: whether :meth:`sum_squares` wants all columns at once (else one at a time)
+    stack_columns: bool = False
 
     def supports(self, module: torch.nn.Module) -> str | None:
         """Return ``None`` if ``module`` is handled, else the reason why it is not."""
@@ -48,8 +50,13 @@ class LayerRule:
         """Per-forward context computed from the layer input (e.g. an unfolded input)."""
         return inp
 
-    def per_sample(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> Grads:
-        """Per-column, per-sample parameter gradients ``(K, N, *param.shape)``."""
+    def per_sample(
+        self, module: torch.nn.Module, ctx: Any, b: Tensor, out: Grads | None = None
+    ) -> Grads:
+        """Per-column, per-sample parameter gradients ``(K, N, *param.shape)``.
+
+        ``out`` is an optional dict of buffers a rule may write into (and fill).
+        """
         raise NotImplementedError
 
     def sum_squares(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> Grads:

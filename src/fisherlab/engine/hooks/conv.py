@@ -8,11 +8,14 @@ is :math:`Z_{n,g} = W_g U_{n,g} + \beta_g`, so for an output-gradient column
 .. math::
     \nabla_{W_g} = B_{k,n,g} U_{n,g}^\top, \qquad \nabla_\beta = \sum_t B_{k,n,:,t}.
 
-The per-sample weight gradients are formed (one batched matrix product, the same work as
-the ordinary weight gradient) and squared; the positions are summed before squaring.
-Kronecker factors follow KFC with BackPACK's scaling:
-:math:`A = \frac1N \sum_{n} U_n U_n^\top` and :math:`G` from the position-summed columns
-(groups = 1 only).
+The per-sample weight gradients are computed without unfolding, by convolutions: either
+the weight gradient of one convolution with the samples as ``N·G`` groups
+(``convolution_backward``), or, for few input channels, the correlation of the input
+(channels as the batch, samples as groups) with the output gradients as the kernel (the
+layer's stride becomes the dilation and vice versa). They are squared afterwards, so the
+positions are summed before squaring. Kronecker factors follow KFC with BackPACK's
+scaling: :math:`A = \frac1N \sum_{n} U_n U_n^\top` from the unfolded input and :math:`G` from
+the position-summed columns (groups = 1 only).
 """
 
 from __future__ import annotations
@@ -65,6 +68,63 @@ def unfold_input(module: _Conv, x: Tensor) -> Tensor:
     return U.reshape(n, groups, U.shape[1] // groups, U.shape[2])
 
 
+#: below this many input channels (and without groups) the input-as-batch correlation is used
+SMALL_INPUT_CHANNELS = 8
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _padded(module: _Conv, x: Tensor) -> tuple[Tensor, list[int]]:
+    """Input padded explicitly when the padding is asymmetric, and the remaining padding."""
+    dims = x.ndim - 2
+    pads = _pads(module, dims)
+    if all(left == right for left, right in pads):
+        return x, [left for left, _ in pads]
+    return F.pad(x, [p for pair in reversed(pads) for p in pair]), [0] * dims
+
+
+def per_sample_weight_gradients(module: _Conv, x: Tensor, b: Tensor) -> Tensor:
+    """Per-sample weight gradients ``(N, C_out, C_in/G, *k)`` of output gradients ``b``.
+
+    ``x`` is the layer input ``(N, C_in, *H)`` and ``b`` the output gradient
+    ``(N, C_out, *H_out)``.
+    """
+    n, c = x.shape[:2]
+    o = b.shape[1]
+    dims = x.ndim - 2
+    groups = module.groups
+    kernel = module.kernel_size
+    x, padding = _padded(module, x)
+    if groups == 1 and c <= SMALL_INPUT_CHANNELS:
+        # G_n[o, c, κ] = Σ_t b_n[o, t] x_n[c, s t + d κ]: a grouped correlation with the
+        # channels as the batch and the output gradients as N·C_out kernels
+        if any(padding):
+            x = F.pad(x, [p for p in reversed(padding) for _ in range(2)])
+        weight = b.reshape(n * o, 1, *b.shape[2:])
+        out = _CONV[dims](
+            x.transpose(0, 1), weight, stride=module.dilation, dilation=module.stride, groups=n
+        )
+        out = out[(Ellipsis, *(slice(0, k) for k in kernel))]
+        out = out.reshape(c, n, o, *kernel).movedim(0, 2)
+        return out
+    shape = (n * o, c // groups, *kernel)
+    placeholder = x.new_empty(shape)
+    _, grad_weight, _ = torch.ops.aten.convolution_backward(
+        b.reshape(1, n * o, *b.shape[2:]),
+        x.reshape(1, n * c, *x.shape[2:]),
+        placeholder,
+        None,
+        list(module.stride),
+        padding,
+        list(module.dilation),
+        False,
+        [0] * dims,
+        n * groups,
+        [False, True, False],
+    )
+    return grad_weight.reshape(n, o, c // groups, *kernel)
+
+
 class ConvRule(LayerRule):
     """Closed forms for :class:`torch.nn.Conv1d`, ``Conv2d`` and ``Conv3d``."""
 
@@ -77,27 +137,17 @@ class ConvRule(LayerRule):
             return f"padding_mode={module.padding_mode!r} is not supported"
         return None
 
-    def prepare(self, module: torch.nn.Module, inp: Tensor) -> Tensor:
-        """Unfold the input to ``(N, G, (C_in/G)·∏k, T)``."""
-        return unfold_input(module, inp)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _columns(module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Tensor:
+    def per_sample(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
+    ) -> Grads:
+        """``∇_W = B Uᵀ`` per group (computed by convolutions) and ``∇_β = Σ_t B``."""
         k, n = b.shape[:2]
-        groups = module.groups  # type: ignore[attr-defined]
-        return b.reshape(k, n, groups, b.shape[2] // groups, ctx.shape[-1])
-
-    def per_sample(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
-        """``∇_W = B Uᵀ`` per group and ``∇_β = Σ_t B``."""
-        k, n = b.shape[:2]
-        cols = self._columns(module, ctx, b)
-        if k == 1:
-            weight = torch.matmul(cols[0], ctx.transpose(2, 3)).unsqueeze(0)
-        else:
-            weight = torch.matmul(cols, ctx.transpose(2, 3).unsqueeze(0))
-        out: Grads = {"weight": weight.reshape(k, n, *module.weight.shape)}  # type: ignore[union-attr]
+        weight = torch.stack(
+            [per_sample_weight_gradients(module, ctx, b[j]) for j in range(k)]  # type: ignore[arg-type]
+        )
+        out: Grads = {"weight": weight}
         if module.bias is not None:
-            out["bias"] = cols.sum(-1).reshape(k, n, -1)
+            out["bias"] = b.flatten(3).sum(-1)
         return out
 
     def kron_factors(
@@ -109,8 +159,9 @@ class ConvRule(LayerRule):
                 f"Kronecker factors of grouped convolutions (groups={module.groups}) are not "
                 "implemented"
             )
-        n = ctx.shape[0]
-        U = ctx[:, 0].transpose(1, 2).reshape(-1, ctx.shape[2])
+        U = unfold_input(module, ctx)  # type: ignore[arg-type]
+        n = U.shape[0]
+        U = U[:, 0].transpose(1, 2).reshape(-1, U.shape[2])
         A = (U.T @ U) / n
         bbar = b.flatten(3).sum(-1).reshape(-1, b.shape[2])
         return A, bbar.T @ bbar

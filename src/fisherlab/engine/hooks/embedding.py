@@ -47,7 +47,9 @@ class EmbeddingRule(LayerRule):
         keys = (sample * num + idx.unsqueeze(0)).reshape(-1)
         return keys, rows
 
-    def per_sample(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+    def per_sample(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
+    ) -> Grads:
         """Rows scattered into ``(K, N, V, D)``."""
         k, n = b.shape[0], ctx.shape[0]
         num, dim = module.weight.shape  # type: ignore[union-attr]

@@ -27,6 +27,7 @@ class LinearRule(LayerRule):
 
     types = (torch.nn.Linear,)
     has_kron_factors = True
+    stack_columns = True
 
     def prepare(self, module: torch.nn.Module, inp: Tensor) -> Tensor:
         """Reshape the input to ``(N, T, in)`` (``T = 1`` for plain ``(N, in)`` inputs)."""
@@ -36,17 +37,33 @@ class LinearRule(LayerRule):
     def _columns(ctx: Tensor, b: Tensor) -> Tensor:
         return b.reshape(b.shape[0], ctx.shape[0], ctx.shape[1], b.shape[-1])
 
-    def per_sample(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
-        """``∇_W = Σ_t b aᵀ`` and ``∇_β = Σ_t b``, shapes ``(K, N, out, in)``, ``(K, N, out)``."""
+    def per_sample(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
+    ) -> Grads:
+        """``∇_W = Σ_t b aᵀ`` and ``∇_β = Σ_t b``, shapes ``(K, N, out, in)``, ``(K, N, out)``.
+
+        Without positions the weight gradients are written into ``out["weight"]`` when
+        given (allocated there on first use, reused while the shape stays).
+        """
         b = self._columns(ctx, b)
-        out: Grads = {}
+        grads: Grads = {}
         if ctx.shape[1] == 1:
-            out["weight"] = b[:, :, 0, :, None] * ctx[None, :, 0, None, :]
+            shape = (b.shape[0], b.shape[1], b.shape[3], ctx.shape[2])
+            buffer = None if out is None else out.get("weight")
+            if out is not None and (
+                buffer is None or buffer.shape != shape or buffer.dtype != b.dtype
+            ):
+                buffer = out["weight"] = b.new_empty(shape)
+            grads["weight"] = (
+                torch.mul(b[:, :, 0, :, None], ctx[None, :, 0, None, :], out=buffer)
+                if buffer is not None
+                else b[:, :, 0, :, None] * ctx[None, :, 0, None, :]
+            )
         else:
-            out["weight"] = torch.einsum("knto,nti->knoi", b, ctx)
+            grads["weight"] = torch.einsum("knto,nti->knoi", b, ctx)
         if module.bias is not None:
-            out["bias"] = b.sum(2)
-        return out
+            grads["bias"] = b.sum(2)
+        return grads
 
     def sum_squares(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
         """``Σ_{k,n} ∇²``; a single matrix product for inputs without positions."""

@@ -34,7 +34,9 @@ class LayerNormRule(LayerRule):
         xhat = F.layer_norm(inp, shape, None, None, module.eps)  # type: ignore[arg-type]
         return xhat.reshape(inp.shape[0], -1, math.prod(shape))
 
-    def per_sample(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+    def per_sample(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
+    ) -> Grads:
         """``∇_γ = Σ_t b ⊙ x̂``, ``∇_β = Σ_t b``, shapes ``(K, N, *normalized_shape)``."""
         k, n = b.shape[:2]
         shape = module.normalized_shape  # type: ignore[attr-defined]
@@ -72,7 +74,9 @@ class BatchNormRule(LayerRule):
         )
         return xhat.reshape(inp.shape[0], inp.shape[1], -1)
 
-    def per_sample(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+    def per_sample(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
+    ) -> Grads:
         """``∇_γ = Σ_t b ⊙ x̂``, ``∇_β = Σ_t b`` per channel, shapes ``(K, N, C)``."""
         k, n = b.shape[:2]
         cols = b.reshape(k, n, ctx.shape[1], ctx.shape[2])
