@@ -117,6 +117,17 @@ class LinearModel:
         """``EF = c Xᵀ diag(r_n²) X``, shape ``(..., D, D)``."""
         return self._gram(self.residuals(theta) ** 2)
 
+    def covariance(self, theta: Tensor) -> Tensor:
+        """Gradient covariance ``Σ = a Σ_n g_n g_nᵀ − ∇L∇Lᵀ`` (as :meth:`Curvature.covariance`).
+
+        ``a = 1/N`` (mean) or ``N`` (sum), so that ``Σ`` is the covariance of the one-sample
+        gradient estimate; shape ``(..., D, D)``.
+        """
+        N = self.X.shape[0]
+        a = 1.0 / N if self.reduction == "mean" else float(N)
+        g = self.gradient(theta)
+        return a / self.scale * self.empirical_fisher(theta) - g.unsqueeze(-1) * g.unsqueeze(-2)
+
     def hessian(self, theta: Tensor) -> Tensor:
         """``∇²L = c Xᵀ diag(∇²_f l_n) X``, shape ``(..., D, D)``."""
         f, y = self._per_sample(theta)
