@@ -159,6 +159,12 @@ class PreconditionedGD(torch.optim.Optimizer):
             raise ValueError("variance_adaptation (Eq. 19) needs preconditioner='empirical_fisher'")
         if mc_samples is not None and preconditioner != "fisher":
             raise ValueError("mc_samples applies to preconditioner='fisher' only")
+        if generator is not None and mc_samples is None:
+            raise ValueError("generator only affects the Monte-Carlo Fisher: pass mc_samples")
+        from fisherlab.representations import available_forms
+
+        if not isinstance(form, str) or form not in available_forms():
+            raise ValueError(f"form must be one of {', '.join(available_forms())}, got {form!r}")
         super().__init__(params, {"lr": lr, "damping": damping})
         self.model = model
         self.likelihood = likelihood
@@ -181,17 +187,32 @@ class PreconditionedGD(torch.optim.Optimizer):
                     )
         self._offsets = offsets
 
-    def _direction(self, curvature: Curvature, gradient: Tensor, damping: float) -> Tensor:
-        if self.preconditioner == "identity":
-            return gradient
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group after checking its ``lr`` and ``damping``."""
+        if "lr" in param_group and not param_group["lr"] > 0:
+            raise ValueError(f"lr must be > 0, got {param_group['lr']}")
+        if "damping" in param_group and not param_group["damping"] >= 0:
+            raise ValueError(f"damping must be >= 0, got {param_group['damping']}")
+        super().add_param_group(param_group)
+
+    def _matrix(self, curvature: Curvature) -> Any:
         if self.preconditioner == "fisher":
-            matrix = curvature.fisher(
+            return curvature.fisher(
                 form=self.form, mc_samples=self.mc_samples, generator=self.generator
             )
-        else:
-            matrix = getattr(curvature, self.preconditioner)(form=self.form)
+        return getattr(curvature, self.preconditioner)(form=self.form)
+
+    def _direction(
+        self, curvature: Curvature, matrix: Any, gradient: Tensor, damping: float
+    ) -> Tensor:
+        if self.preconditioner == "identity":
+            return gradient
         if self.variance_adaptation:
-            return variance_adapted_direction(matrix, gradient, damping)
+            # Eq. 19 needs Σ + ∇L∇Lᵀ = a Σ_n g_n g_nᵀ; the EF is c Σ_n g_n g_nᵀ, so the
+            # matrix is (a/c)·EF: EF for mean reduction and N·EF for sum reduction (Eq. 18),
+            # and ((a/c) EF + λI)⁻¹ = (c/a) (EF + (c/a) λ I)⁻¹.
+            ratio = 1.0 if curvature.reduction == "mean" else float(curvature.num_samples)
+            return variance_adapted_direction(matrix, gradient, damping / ratio) / ratio
         return damped_direction(matrix, gradient, damping)
 
     @torch.no_grad()
@@ -200,13 +221,35 @@ class PreconditionedGD(torch.optim.Optimizer):
         curvature = Curvature(self.model, self.likelihood, X, y, reduction=self.reduction)
         loss = curvature.loss()
         gradient = curvature.gradient()
+        # one matrix per step, shared by all groups (one Monte-Carlo draw per step)
+        matrix = None if self.preconditioner == "identity" else self._matrix(curvature)
         directions: dict[float, Tensor] = {}
         for group in self.param_groups:
             damping = group["damping"]
             if damping not in directions:
-                directions[damping] = self._direction(curvature, gradient, damping)
+                directions[damping] = self._direction(curvature, matrix, gradient, damping)
             direction = directions[damping]
             for p in group["params"]:
                 start, stop = self._offsets[id(p)]
                 p.add_(direction[start:stop].view_as(p), alpha=-group["lr"])
         return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer state plus the state of the Monte-Carlo ``generator`` (if any).
+
+        Loading it into an optimizer with its own generator restores that generator's state,
+        so a resumed run draws the same labels as an uninterrupted one.
+        """
+        state = super().state_dict()
+        state["generator_state"] = None if self.generator is None else self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a :meth:`state_dict`, including the generator state."""
+        state_dict = dict(state_dict)
+        generator_state = state_dict.pop("generator_state", None)
+        super().load_state_dict(state_dict)
+        if generator_state is not None:
+            if self.generator is None:
+                raise ValueError("the saved optimizer used a generator: pass one to continue")
+            self.generator.set_state(generator_state)
