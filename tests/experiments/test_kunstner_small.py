@@ -1,0 +1,53 @@
+"""kunstner-app-e and kunstner-variance-adaptation in quick mode."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from fisherlab.experiments import kunstner_app_e, kunstner_variance_adaptation
+from fisherlab.experiments.kunstner_variance_adaptation import expected_error
+from fisherlab.experiments.runner import run_experiment
+
+
+def _run(name, tmp_path):
+    run_dir = run_experiment(name, tmp_path, quick=True, show_progress=False)
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_app_e_claims_and_files(tmp_path):
+    run_dir, results = _run("kunstner-app-e", tmp_path)
+    assert (run_dir / "app_e_starting_points.png").stat().st_size > 0
+    claims = kunstner_app_e.claims(results)
+    assert [c.holds for c in claims] == [True, True, True]
+    # the verdicts follow the numbers: make EFGD as good as NGD everywhere
+    flat = copy.deepcopy(results)
+    flat["final_gap"]["EFGD"] = list(flat["final_gap"]["NGD"])
+    assert not any(c.holds for c in kunstner_app_e.claims(flat)[1:])
+
+
+def test_variance_adaptation_claims_and_files(tmp_path):
+    run_dir, results = _run("kunstner-variance-adaptation", tmp_path)
+    for name in ("expected_error.png", "ef_step_scaling.png"):
+        assert (run_dir / name).stat().st_size > 0
+    claims = kunstner_variance_adaptation.claims(results)
+    assert claims[0].holds  # diagonal factors never increase the error
+    for claim in claims[2:]:  # slopes -1 and +1 on the far decade
+        assert claim.holds
+    for ray in results["ray"].values():
+        assert ray["slope_ef"] == pytest.approx(-1.0, abs=0.05)
+
+
+def test_expected_error_formula_against_monte_carlo():
+    g = torch.Generator().manual_seed(0)
+    D = 3
+    A = torch.randn(D, D, generator=g, dtype=torch.float64)
+    covariance = A @ A.T
+    mean = torch.randn(D, generator=g, dtype=torch.float64)
+    M = torch.randn(D, D, generator=g, dtype=torch.float64)
+    samples = mean + torch.randn(200_000, D, generator=g, dtype=torch.float64) @ A.T
+    monte_carlo = ((samples @ M.T - mean) ** 2).sum(1)
+    exact = expected_error(M, mean, covariance)
+    standard_error = monte_carlo.std() / monte_carlo.numel() ** 0.5
+    assert abs(monte_carlo.mean() - exact) < 4 * standard_error

@@ -1,0 +1,69 @@
+"""The batched GD/NGD/EFGD runner of the Kunstner experiments, against a plain loop."""
+
+import math
+
+import pytest
+import torch
+
+import fisherlab as fl
+from fisherlab.engine.glm import LinearModel
+from fisherlab.experiments.preconditioning import log10_grid, run_batch, select
+
+
+def _model():
+    g = torch.Generator().manual_seed(3)
+    X = torch.cat([torch.randn(20, 2, generator=g, dtype=torch.float64), torch.ones(20, 1)], 1)
+    y = X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + 0.3 * torch.randn(
+        20, generator=g, dtype=torch.float64
+    )
+    return X, y, LinearModel(X, y, fl.Gaussian())
+
+
+@pytest.mark.parametrize("method", ["GD", "NGD", "EFGD"])
+def test_run_batch_matches_a_plain_loop(method):
+    X, y, model = _model()
+    log10_lrs, log10_damping = torch.tensor([-2.0, -1.0, -0.5], dtype=torch.float64), -3.0
+    trajectory = run_batch(
+        model, method, log10_lrs, None if method == "GD" else log10_damping, 15, keep_thetas=True
+    )
+    N = X.shape[0]
+    for r, log10_lr in enumerate(log10_lrs.tolist()):
+        theta = torch.zeros(3, dtype=torch.float64)
+        for t in range(15):
+            residual = X @ theta - y
+            gradient = X.T @ residual / N
+            if method == "GD":
+                direction = gradient
+            else:
+                weights = torch.ones(N, dtype=torch.float64) if method == "NGD" else residual**2
+                B = (X.T * weights) @ X / N + 10**log10_damping * torch.eye(3, dtype=torch.float64)
+                direction = torch.linalg.solve(B, gradient)
+            theta = theta - 10**log10_lr * direction
+            torch.testing.assert_close(trajectory.thetas[t + 1, r], theta, rtol=1e-12, atol=1e-12)
+        loss = 0.5 * ((X @ theta - y) ** 2).mean()
+        torch.testing.assert_close(trajectory.losses[-1, r], loss, rtol=1e-12, atol=0)
+
+
+def test_diverging_runs_stop_and_report_inf():
+    _, _, model = _model()
+    trajectory = run_batch(model, "GD", torch.tensor([-1.0, 2.0], dtype=torch.float64), None, 30)
+    assert math.isfinite(trajectory.losses[-1, 0])
+    assert math.isinf(trajectory.losses[-1, 1])
+    first_inf = int(torch.isinf(trajectory.losses[:, 1]).nonzero()[0])
+    assert trajectory.losses[first_inf - 1, 1] <= 100 * trajectory.losses[0, 1]
+    assert torch.isinf(trajectory.losses[first_inf:, 1]).all()
+
+
+def test_log10_grid_reproduces_numpy_logspace_exponents():
+    grid = log10_grid(-20, 10, 241)
+    assert len(grid) == 241 and grid[0] == -20 and grid[-1] == 10
+    assert grid[1] == -19.875 and -5.625 in grid and 0.125 in grid
+
+
+def test_select_picks_lowest_and_lists_ties():
+    cells = {(0.0, -1.0): 1.0, (0.5, -1.0): 1.0 + 1e-9, (1.0, -2.0): 2.0, (1.5, -1.0): math.inf}
+    best_key, best, ties = select(cells, tie_rtol=1e-6)
+    assert best_key == (0.0, -1.0) and best == 1.0
+    assert ties == [(0.0, -1.0), (0.5, -1.0)]
+    with pytest.raises(ValueError, match="diverged"):
+        select({(0.0, None): math.inf}, 1e-6)
