@@ -56,3 +56,30 @@ def test_boston_first_row_and_target():
     assert data.X[0, -1].item() == pytest.approx(4.98)  # lstat
     assert data.y[0].item() == pytest.approx(24.0)
     assert data.y.mean().item() == pytest.approx(22.5328, abs=1e-4)
+
+
+def test_digits_splits_are_disjoint_and_cover_the_set():
+    import fisherlab.datasets as datasets
+
+    train, test = datasets.load("digits", split="train"), datasets.load("digits", split="test")
+    full = datasets.load("digits")
+    assert (train.N, test.N, full.N) == (1438, 359, 1797)
+    assert train.D == 64 and train.task == "multiclass"
+    assert float(full.X.max()) == 1.0 and float(full.X.min()) == 0.0
+    rows = {tuple(r.tolist()) for r in train.X} | {tuple(r.tolist()) for r in test.X}
+    assert len(rows) == len({tuple(r.tolist()) for r in full.X})
+
+
+def test_mnist1d_is_generated_reproducibly_without_touching_numpy_state():
+    import numpy as np
+
+    import fisherlab.datasets as datasets
+
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a = datasets.load("mnist1d", num_samples=500)
+    assert np.array_equal(np.random.get_state()[1], before)
+    b = datasets.load("mnist1d", num_samples=500)
+    assert a.N == 400 and a.D == 40 and set(a.y.tolist()) <= set(range(10))
+    assert torch.equal(a.X, b.X)
+    assert datasets.load("mnist1d", split="test", num_samples=500).N == 100

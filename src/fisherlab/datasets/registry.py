@@ -15,6 +15,8 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
     "breast-cancer": embedded.load_breast_cancer,
     "breast-cancer-libsvm": embedded.load_breast_cancer_libsvm,
     "boston": embedded.load_boston,
+    "digits": embedded.load_digits,
+    "mnist1d": embedded.load_mnist1d,
     "a1a": remote.load_a1a,
     "yacht": remote.load_yacht,
     "energy": remote.load_energy,
