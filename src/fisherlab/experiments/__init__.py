@@ -23,6 +23,7 @@ __all__ = [
 # Experiment modules register themselves on import; import order = listing order.
 # isort: off
 from fisherlab.experiments import demo  # noqa: E402, F401
+from fisherlab.experiments import kunstner_fig1, kunstner_fig2  # noqa: E402, F401
 from fisherlab.experiments import kunstner_fig3  # noqa: E402, F401
 from fisherlab.experiments import kunstner_app_e  # noqa: E402, F401
 from fisherlab.experiments import kunstner_variance_adaptation  # noqa: E402, F401
