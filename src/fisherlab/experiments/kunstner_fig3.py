@@ -313,13 +313,27 @@ def claims(results: dict[str, Any]) -> list[Claim]:
                 f"final loss {s['final_loss']:.6g} ({s['num_ties']} tying cells); "
                 f"final loss at the published cell: {s['published_final_loss']}"
             )
-            verdict = "identical" if exact else ("ties" if s["published_ties"] else "differs")
+            curves = results["curves"][name]
+            alone = curves[method][-1]
+            published_alone = curves.get(f"{method} (Table D.5)", [alone])[-1]
+            flips = published_alone <= alone * (1 + 1e-6)
+            if exact or s["published_ties"]:
+                verdict, holds = ("identical" if exact else "ties"), True
+            elif flips:
+                verdict, holds = (
+                    f"differs in the grid, but run alone the published cell reaches "
+                    f"{published_alone:.6g} vs {alone:.6g} for ours: the ranking depends on "
+                    "rounding (ill-conditioned solves), so not decidable",
+                    None,
+                )
+            else:
+                verdict, holds = "differs", False
             out.append(
                 Claim(
                     claim=f"Table D.5, {name} {method}: grid search selects lr 10^{lr}"
                     + ("" if damping is None else f", damping 10^{damping}"),
                     measured=f"{measured} → {verdict}",
-                    holds=bool(exact or s["published_ties"]),
+                    holds=holds,
                     source=SOURCE,
                 )
             )
