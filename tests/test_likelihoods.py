@@ -140,18 +140,19 @@ def test_gaussian_sampling_moments():
 
 
 def test_sampled_output_gradient_outer_products_average_to_fisher(name):
-    """Mean of q qᵀ over 40k draws within 5 standard errors of Λ, entrywise."""
+    """Mean of q qᵀ over 10k draws within 5 standard errors of Λ, entrywise."""
     lik = LIKELIHOODS[name]()
     f, _ = _data(name, n=2)
     g = torch.Generator().manual_seed(3)
-    q = lik.sampled_output_gradient(f, mc_samples=SAMPLES, generator=g)
-    assert q.shape == (SAMPLES, 2, 3)
+    draws = 10_000
+    q = lik.sampled_output_gradient(f, mc_samples=draws, generator=g)
+    assert q.shape == (draws, 2, 3)
     outer = q[..., :, None] * q[..., None, :]
     estimate = outer.mean(0)
-    stderr = outer.std(0) / math.sqrt(SAMPLES)
+    stderr = outer.std(0) / math.sqrt(draws)
     Lam = lik.fisher_output(f)
     assert torch.all((estimate - Lam).abs() <= 5 * stderr + 1e-12), (estimate, Lam)
-    assert_close(estimate, Lam, 0.05)
+    assert_close(estimate, Lam, 0.08)
 
 
 def test_sampling_is_reproducible_with_a_generator(name):
