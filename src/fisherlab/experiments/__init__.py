@@ -27,4 +27,5 @@ from fisherlab.experiments import kunstner_fig1, kunstner_fig2  # noqa: E402, F4
 from fisherlab.experiments import kunstner_fig3  # noqa: E402, F401
 from fisherlab.experiments import kunstner_app_e  # noqa: E402, F401
 from fisherlab.experiments import kunstner_variance_adaptation  # noqa: E402, F401
+from fisherlab.experiments import ewc_fisher_choice  # noqa: E402, F401
 # isort: on
