@@ -28,4 +28,6 @@ from fisherlab.experiments import kunstner_fig3  # noqa: E402, F401
 from fisherlab.experiments import kunstner_app_e  # noqa: E402, F401
 from fisherlab.experiments import kunstner_variance_adaptation  # noqa: E402, F401
 from fisherlab.experiments import ewc_fisher_choice  # noqa: E402, F401
+from fisherlab.experiments import balles_fig4_1, balles_fig5_2  # noqa: E402, F401
+from fisherlab.experiments import balles_fig6_3  # noqa: E402, F401
 # isort: on
