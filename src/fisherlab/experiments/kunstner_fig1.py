@@ -36,7 +36,7 @@ Protocol (the choices the paper leaves open are marked *ours*):
 
 ``--quick`` runs 5,000 iterations with :math:`\gamma = 10^{-3}`, i.e. the same
 integration time :math:`\gamma T = 5` with ten times fewer, larger steps (the full run
-takes about half a minute on one core, the quick one a few seconds); every other setting
+takes about 35 s on one idle core, the quick one a few seconds); every other setting
 is the full one.
 """
 
