@@ -211,3 +211,21 @@ def test_reused_buffers_give_the_same_per_sample_gradients():
             first = stats.flat("per_sample_gradients")
     _assert_close(first, curv.per_sample_gradients(), "per-sample gradients")
     _assert_close(stats.flat("second_moment"), curv.empirical_fisher(form="diag"), "EF diag")
+
+
+@pytest.mark.parametrize("small_channels", [0, 64], ids=["grouped-backward", "input-as-batch"])
+def test_conv_per_sample_paths_and_chunks(monkeypatch, small_channels):
+    """Both convolution formulas, with per-sample gradients formed one sample at a time."""
+    from fisherlab.engine.hooks import conv
+
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(conv, "SMALL_INPUT_CHANNELS", small_channels)
+    case = next(c for c in MODEL_CASES if c.name == "conv2d")
+    model, likelihood, X, y, curv = _problem(case, "categorical", "sum")
+    stats = compute(model, likelihood, X, y, ("per_sample_gradients", "l2_norm", "ggn_diag"), "sum")
+    first = compute(model, likelihood, X, y, FIRST_ORDER, "sum")
+    G = curv.per_sample_gradients()
+    _assert_close(stats.flat("per_sample_gradients"), G, "per-sample gradients")
+    _assert_close(first.flat("second_moment"), curv.empirical_fisher(form="diag"), "EF diag")
+    _assert_close(first.flat("l2_norm"), G.norm(dim=1), "l2 norms")
+    _assert_close(stats.flat("ggn_diag"), curv.ggn(form="diag"), "GGN diag")

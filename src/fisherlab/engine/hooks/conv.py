@@ -70,6 +70,8 @@ def unfold_input(module: _Conv, x: Tensor) -> Tensor:
 
 #: below this many input channels (and without groups) the input-as-batch correlation is used
 SMALL_INPUT_CHANNELS = 8
+#: per-sample weight gradients are formed for chunks of samples of about this many numbers
+CHUNK_ELEMENTS = 1 << 20
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -137,18 +139,48 @@ class ConvRule(LayerRule):
             return f"padding_mode={module.padding_mode!r} is not supported"
         return None
 
+    @staticmethod
+    def _chunks(module: torch.nn.Module, n: int) -> list[slice]:
+        """Sample chunks whose per-sample weight gradients hold about ``CHUNK_ELEMENTS``."""
+        size = max(1, CHUNK_ELEMENTS // module.weight.numel())  # type: ignore[union-attr]
+        return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def _weight_chunks(self, module: torch.nn.Module, x: Tensor, b: Tensor):  # noqa: ANN202
+        for part in self._chunks(module, x.shape[0]):
+            yield part, per_sample_weight_gradients(module, x[part], b[part])  # type: ignore[arg-type]
+
     def per_sample(
         self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
     ) -> Grads:
         """``∇_W = B Uᵀ`` per group (computed by convolutions) and ``∇_β = Σ_t B``."""
         k, n = b.shape[:2]
-        weight = torch.stack(
-            [per_sample_weight_gradients(module, ctx, b[j]) for j in range(k)]  # type: ignore[arg-type]
-        )
-        out: Grads = {"weight": weight}
+        weight = b.new_empty(k, n, *module.weight.shape)  # type: ignore[union-attr]
+        for j in range(k):
+            for part, grads in self._weight_chunks(module, ctx, b[j]):
+                weight[j, part] = grads
+        result: Grads = {"weight": weight}
         if module.bias is not None:
-            out["bias"] = b.flatten(3).sum(-1)
-        return out
+            result["bias"] = b.flatten(3).sum(-1)
+        return result
+
+    def sum_squares(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+        """``Σ_{k,n} ∇²`` accumulated over sample chunks (no ``(N, *W)`` tensor)."""
+        total = b.new_zeros(module.weight.shape)  # type: ignore[union-attr]
+        for j in range(b.shape[0]):
+            for _, grads in self._weight_chunks(module, ctx, b[j]):
+                total += grads.square().sum(0)
+        result: Grads = {"weight": total}
+        if module.bias is not None:
+            result["bias"] = b.flatten(3).sum(-1).square().sum((0, 1))
+        return result
+
+    def squared_norms(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
+        """``‖∇_W‖²`` per sample from sample chunks, ``(N,)``."""
+        norms = [g.flatten(1).square().sum(1) for _, g in self._weight_chunks(module, ctx, b[0])]
+        result: Grads = {"weight": torch.cat(norms)}
+        if module.bias is not None:
+            result["bias"] = b[0].flatten(2).sum(-1).square().sum(1)
+        return result
 
     def kron_factors(
         self, module: torch.nn.Module, ctx: Tensor, b: Tensor
