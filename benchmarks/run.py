@@ -339,7 +339,11 @@ def markdown(meta: dict, ratios: dict, memory: dict, scaling: dict) -> str:
         "Time of each method divided by the time of a plain forward+backward of the same "
         "batch, measured in the same process (lower is better). n/a: the library has no "
         "such statistic (curvlinops: KFAC only here; torch.func: per-sample gradients, "
-        "and with squares for the first-order set) or does not support the model.",
+        "and with squares for the first-order set) or does not support the model. "
+        "fisherlab and BackPACK compute the statistics inside the training step's own "
+        "backward (the gradient is included); curvlinops' KFAC runs its own forward and "
+        "sampled backward and gives no gradient, so a training step that also wants KFAC "
+        "from it costs its ratio + 1.",
         "",
     ]
     for name, result in ratios.items():
