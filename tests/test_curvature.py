@@ -132,6 +132,12 @@ def test_operator_solve_cg(problem, oracle, quantity):
     _check_solve(problem, oracle, quantity, "cg")
 
 
+# ... and conjugate gradients on the indefinite Hessian (damped) of every model
+@pytest.mark.parametrize("problem", COVERING_CASES, ids=COVERING_IDS, indirect=True)
+def test_operator_solve_cg_hessian_every_model(problem, oracle):
+    _check_solve(problem, oracle, "hessian", "cg")
+
+
 def _check_solve(problem, oracle, quantity, method):
     op = QUANTITIES[quantity](problem.curvature(), "operator")
     expected = oracle.dense(quantity)
