@@ -1,0 +1,1 @@
+"""Wen et al. 2020 experiment (registered once implemented)."""
