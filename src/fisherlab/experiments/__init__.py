@@ -31,6 +31,7 @@ from fisherlab.experiments import ewc_fisher_choice  # noqa: E402, F401
 from fisherlab.experiments import balles_fig4_1, balles_fig5_2  # noqa: E402, F401
 from fisherlab.experiments import balles_fig6_3  # noqa: E402, F401
 from fisherlab.experiments import balles_fig5_4  # noqa: E402, F401
+from fisherlab.experiments import balles_cabs  # noqa: E402, F401
 from fisherlab.experiments import wen_fig1, wen_fig4  # noqa: E402, F401
 from fisherlab.experiments import wen_fig2_3, wen_tables  # noqa: E402, F401
 # isort: on
