@@ -14,6 +14,8 @@ CANONICAL = [
     "breast-cancer",
     "breast-cancer-libsvm",
     "boston",
+    "digits",
+    "mnist1d",
     "a1a",
     "yacht",
     "energy",
