@@ -1,0 +1,142 @@
+"""The balles-* experiments in (further shrunk) quick mode: files, numbers, claims."""
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+
+from fisherlab.experiments import (
+    balles_cabs,
+    balles_fig4_1,
+    balles_fig5_2,
+    balles_fig5_4,
+    balles_fig6_3,
+)
+from fisherlab.experiments.runner import run_experiment
+
+
+def _run(name, tmp_path, overrides):
+    run_dir = run_experiment(name, tmp_path, quick=True, overrides=overrides, show_progress=False)
+    results = json.loads((run_dir / "results.json").read_text())
+    return run_dir, results
+
+
+def _pngs(run_dir, names):
+    for name in names:
+        assert (run_dir / name).stat().st_size > 1000
+
+
+def test_fig4_1(tmp_path):
+    run_dir, res = _run("balles-fig4-1", tmp_path, {"trials": 300})
+    _pngs(run_dir, ["fig4_1_eta_histograms.png"])
+    cell = res["cells"]["m=10,eta=0.25"]
+    assert len(cell["estimates"]) == 300
+    assert cell["percentiles"]["5"] < 0.25**2 < cell["percentiles"]["95"]
+    claims = balles_fig4_1.claims(res)
+    assert claims[0].holds and claims[1].holds
+    # the verdict follows the numbers: make the spread shrink at the largest η
+    broken = copy.deepcopy(res)
+    broken["cells"]["m=10,eta=4.0"]["ratio_95_5"] = 1.0
+    assert balles_fig4_1.claims(broken)[0].holds is False
+    broken["cells"]["m=100,eta=4.0"]["decades_central_99"] = 0.5
+    assert balles_fig4_1.claims(broken)[2].holds is False
+
+
+def test_estimate_eta_squared_is_unbiased_for_sigma():
+    g = torch.Generator().manual_seed(1)
+    est = balles_fig4_1.estimate_eta_squared(1000, 0.1, 200, g)
+    assert est.median().item() == pytest.approx(0.01, rel=0.05)
+
+
+def test_fig5_2(tmp_path):
+    run_dir, res = _run("balles-fig5-2", tmp_path, {"mc_samples": 20000, "num_mc_etas": 5})
+    _pngs(run_dir, ["fig5_2_variance_adaptation_factors.png"])
+    eta = torch.tensor(res["eta"])
+    assert torch.allclose(torch.tensor(res["curves"]["sgd"]), 1 / (1 + eta**2))
+    assert all(c.holds for c in balles_fig5_2.claims(res))
+    broken = copy.deepcopy(res)
+    broken["monte_carlo"][2]["argmin_sign"] = broken["monte_carlo"][2]["adam"] + 0.3
+    assert balles_fig5_2.claims(broken)[0].holds is False
+
+
+def test_fig6_3(tmp_path):
+    overrides = {"num_lambda": 4, "num_phi": 3, "rotations": 1, "starts": 3, "num_omega": 31}
+    run_dir, res = _run("balles-fig6-3", tmp_path, overrides)
+    _pngs(run_dir, ["fig6_1_linf_axis_alignment.png", "fig6_3_gd_vs_sign_gd.png"])
+    # φ = 0: H = Λ is diagonal, so L∞ = trace(Λ) = d − 1 + λ_max
+    d = res["dim"]
+    for lam, row in zip(res["lambda_max"], res["linf_over_l2"], strict=True):
+        assert row[0] * lam == pytest.approx(d - 1 + lam, rel=1e-9)
+    claims = balles_fig6_3.claims(res)
+    assert [c.holds for c in claims] == [True, True, True, True]
+    broken = copy.deepcopy(res)
+    broken["log10_gd_over_sign"][-1] = [-1.0] * len(res["phi"])
+    broken["log10_gd_over_sign"][0][-1] = 0.5
+    broken["linf_over_l2"][0][-1] = 0.0
+    assert [c.holds for c in balles_fig6_3.claims(broken)[1:]] == [False, False, False]
+
+
+def test_fractional_rotation_endpoints():
+    from scipy.stats import special_ortho_group
+
+    R = torch.from_numpy(special_ortho_group.rvs(5, random_state=3))
+    assert torch.allclose(balles_fig6_3.fractional_rotation(R, 0.0), torch.eye(5, dtype=R.dtype))
+    assert torch.allclose(balles_fig6_3.fractional_rotation(R, 1.0), R, atol=1e-10)
+    half = balles_fig6_3.fractional_rotation(R, 0.5)
+    assert torch.allclose(half @ half, R, atol=1e-10)
+
+
+def test_fig5_4(tmp_path):
+    overrides = {
+        "problems": ["digits-mlp"],
+        "lrs_non_sign": [0.3],
+        "lrs_sign": [0.003],
+        "steps": 60,
+        "eval_every": 20,
+    }
+    run_dir, res = _run("balles-fig5-4", tmp_path, overrides)
+    _pngs(run_dir, ["fig5_4_sign_and_variance_adaptation.png"])
+    digits = res["problems"]["digits-mlp"]
+    assert set(digits) == {"M-SGD", "M-SSD", "M-SVAG", "ADAM*", "SVAG"}
+    for s in digits.values():
+        assert s["step"] == [0, 20, 40, 60]
+        assert s["train_loss_mean"][-1] < s["train_loss_mean"][0]
+    claims = balles_fig5_4.claims(res)
+    assert len(claims) == 4
+    assert claims[1].holds is None  # one problem: problem dependence is not decidable
+    # variance adaptation claim follows the numbers
+    good, bad = copy.deepcopy(res), copy.deepcopy(res)
+    for m in ("M-SVAG", "ADAM*"):
+        good["problems"]["digits-mlp"][m]["final_train_loss_mean"] = 0.0
+        bad["problems"]["digits-mlp"][m]["final_train_loss_mean"] = 1e3
+    assert balles_fig5_4.claims(good)[2].holds is True
+    assert balles_fig5_4.claims(bad)[2].holds is False
+
+
+def test_fig5_4_zero_step_size_leaves_the_model_unchanged():
+    rec = balles_fig5_4.train("digits-mlp", "M-SGD", 0.0, 0, 5, 16, 5, 0.9)
+    assert rec["train_loss"][0] == pytest.approx(rec["train_loss"][-1])  # lr 0: no change
+    assert math.isfinite(rec["train_loss"][-1])
+
+
+def test_cabs(tmp_path):
+    overrides = {"epochs": 0.5, "lrs": [0.3, 0.1], "sensitivity_lrs": [0.3, 0.1], "num_evals": 5}
+    run_dir, res = _run("balles-cabs", tmp_path, overrides)
+    _pngs(run_dir, ["fig4_2_cabs_vs_constant.png", "fig4_3_lr_sensitivity.png"])
+    assert set(res["selected"]) == {"CABS", "constant 64", "competitor"}
+    cabs = res["runs"]["CABS"]["0.3"]
+    assert cabs["examples"][-1] == int(0.5 * 1438)
+    assert all(4 <= b <= 1024 for b in cabs["batch"])
+    claims = balles_cabs.claims(res)
+    assert len(claims) == 4
+    better, worse = copy.deepcopy(res), copy.deepcopy(res)
+    better["selected"]["CABS"]["final_train_loss"] = 0.0
+    better["selected"]["CABS"]["max_test_acc"] = 1.0
+    better["sensitivity"]["CABS"]["log10_spread"] = 0.0
+    worse["selected"]["CABS"]["final_train_loss"] = 1e3
+    worse["selected"]["CABS"]["max_test_acc"] = 0.0
+    worse["sensitivity"]["CABS"]["log10_spread"] = 1e3
+    assert [c.holds for i, c in enumerate(balles_cabs.claims(better)) if i != 2] == [True] * 3
+    assert [c.holds for i, c in enumerate(balles_cabs.claims(worse)) if i != 2] == [False] * 3
