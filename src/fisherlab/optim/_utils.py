@@ -1,4 +1,8 @@
-"""Shared helpers of :mod:`fisherlab.optim`: hyperparameter checks and vector splitting."""
+"""Shared helpers of :mod:`fisherlab.optim`: checks, vector splitting, a ``p.grad`` base class.
+
+:class:`GradientOptimizer` holds the ``step`` loop shared by the gradient-moment and
+sign-based optimizers.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,18 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 
 __all__ = ["split_flat"]
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+
+def _check_finite_nonnegative(value: float, label: str) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"Invalid {label}={value}: must be a finite number >= 0.")
+    return value
 
 
 def check_lr(lr: float) -> float:
@@ -22,10 +34,7 @@ def check_lr(lr: float) -> float:
     ValueError
         If ``lr`` is negative, NaN or infinite.
     """
-    lr = float(lr)
-    if not (math.isfinite(lr) and lr >= 0.0):
-        raise ValueError(f"Invalid learning rate lr={lr}: must be a finite number >= 0.")
-    return lr
+    return _check_finite_nonnegative(lr, "learning rate lr")
 
 
 def check_beta(beta: float, name: str = "beta") -> float:
@@ -50,10 +59,7 @@ def check_eps(eps: float) -> float:
     ValueError
         If ``eps`` is negative, NaN or infinite.
     """
-    eps = float(eps)
-    if not (math.isfinite(eps) and eps >= 0.0):
-        raise ValueError(f"Invalid eps={eps}: must be a finite number >= 0.")
-    return eps
+    return _check_finite_nonnegative(eps, "eps")
 
 
 def evaluate_closure(closure: Callable[[], float] | None) -> float | None:
@@ -76,6 +82,88 @@ def dense_grad(p: Tensor, optimizer_name: str) -> Tensor:
     if grad.is_sparse:
         raise RuntimeError(f"{optimizer_name} does not support sparse gradients.")
     return grad
+
+
+_HYPERPARAMETER_CHECKS: dict[str, Callable[[float], float]] = {
+    "lr": check_lr,
+    "beta": check_beta,
+    "eps": check_eps,
+}
+
+
+class GradientOptimizer(Optimizer):
+    """Base of the optimizers that update from ``p.grad`` through a functional core.
+
+    ``__init__`` checks the hyperparameters (``lr``, ``beta``, ``eps``; they become the
+    defaults of the parameter groups). ``step`` evaluates the closure, then for every
+    parameter group collects the parameters that have a gradient, their dense gradients
+    and their state, and calls :attr:`_update` with these lists and the group's
+    hyperparameters as keywords.
+
+    Subclasses set :attr:`_update` (a function of :mod:`fisherlab.optim._functional`),
+    :attr:`_buffers` (names of the per-parameter state tensors, zero-initialised, passed
+    to ``_update`` in this order after the gradients) and :attr:`_counts_steps` (keep a
+    per-parameter step count, incremented before the update and passed after the buffers).
+    """
+
+    _update: Callable[..., None]
+    _buffers: tuple[str, ...] = ()
+    _counts_steps: bool = False
+
+    def __init__(self, params: Params, **hyperparameters: float) -> None:
+        defaults = {k: _HYPERPARAMETER_CHECKS[k](v) for k, v in hyperparameters.items()}
+        super().__init__(params, defaults)
+        self._hyperparameter_names = tuple(defaults)
+
+    def _group_tensors(
+        self, group: dict[str, Any]
+    ) -> tuple[list[Tensor], list[Tensor], list[list[Tensor]], list[int]]:
+        """Parameters with a gradient, their gradients, state buffers and step counts.
+
+        All gradients are checked before any state is created or advanced.
+        """
+        name = type(self).__name__
+        params = [p for p in group["params"] if p.grad is not None]
+        grads = [dense_grad(p, name) for p in params]
+        buffers: list[list[Tensor]] = [[] for _ in self._buffers]
+        steps: list[int] = []
+        for p in params:
+            state = self.state[p]
+            if not state:
+                if self._counts_steps:
+                    state["step"] = 0
+                for key in self._buffers:
+                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            for key, values in zip(self._buffers, buffers, strict=True):
+                values.append(state[key])
+            if self._counts_steps:
+                state["step"] += 1
+                steps.append(state["step"])
+        return params, grads, buffers, steps
+
+    def _group_hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return {k: group[k] for k in self._hyperparameter_names}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Perform one optimization step.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss.
+
+        Returns
+        -------
+        float or None
+            The loss returned by ``closure``, if given.
+        """
+        loss = evaluate_closure(closure)
+        for group in self.param_groups:
+            params, grads, buffers, steps = self._group_tensors(group)
+            counts = [steps] if self._counts_steps else []
+            self._update(params, grads, *buffers, *counts, **self._group_hyperparameters(group))
+        return loss
 
 
 def split_flat(vector: Tensor, params: Iterable[Tensor]) -> list[Tensor]:

@@ -34,74 +34,21 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
 from . import _functional as F
-from ._utils import (
-    Params,
-    as_tensor_list,
-    check_beta,
-    check_eps,
-    check_lr,
-    dense_grad,
-    evaluate_closure,
-)
+from ._utils import GradientOptimizer, Params, as_tensor_list, evaluate_closure
 
 __all__ = ["MSGD", "MSVAG", "SVAG", "AdamStar", "MinibatchMSVAG"]
 
 
-class _MovingAverageVarianceOptimizer(Optimizer):
+class _MovingAverageVarianceOptimizer(GradientOptimizer):
     """Shared state handling of optimizers with EMAs of ``g`` and ``g**2``."""
 
-    _update: Callable[..., None]
+    _buffers = ("exp_avg", "exp_avg_sq")
+    _counts_steps = True
 
     def __init__(self, params: Params, lr: float, beta: float, eps: float) -> None:
-        defaults = {"lr": check_lr(lr), "beta": check_beta(beta), "eps": check_eps(eps)}
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Perform one optimization step.
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-
-        Returns
-        -------
-        float or None
-            The loss returned by ``closure``, if given.
-        """
-        loss = evaluate_closure(closure)
-        name = type(self).__name__
-        for group in self.param_groups:
-            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                params.append(p)
-                grads.append(dense_grad(p, name))
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_sqs.append(state["exp_avg_sq"])
-                steps.append(state["step"])
-            self._update(
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                steps,
-                lr=group["lr"],
-                beta=group["beta"],
-                eps=group["eps"],
-            )
-        return loss
+        super().__init__(params, lr=lr, beta=beta, eps=eps)
 
 
 class MSVAG(_MovingAverageVarianceOptimizer):
@@ -222,7 +169,7 @@ class AdamStar(_MovingAverageVarianceOptimizer):
         super().__init__(params, lr=lr, beta=beta, eps=eps)
 
 
-class MinibatchMSVAG(Optimizer):
+class MinibatchMSVAG(GradientOptimizer):
     r"""M-SVAG with minibatch gradient-variance estimates (Balles 2021, Alg. 6, §B.4).
 
     Instead of estimating the variance from moving averages, each step receives
@@ -276,9 +223,12 @@ class MinibatchMSVAG(Optimizer):
     >>> opt.step(variance=c.variance(form="diag") / (len(X) - 1))  # doctest: +SKIP
     """
 
+    _update = staticmethod(F.minibatch_msvag)
+    _buffers = ("exp_avg", "exp_variance")
+    _counts_steps = True
+
     def __init__(self, params: Params, lr: float = 0.1, beta: float = 0.9, eps: float = 0.0):
-        defaults = {"lr": check_lr(lr), "beta": check_beta(beta), "eps": check_eps(eps)}
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, beta=beta, eps=eps)
 
     @torch.no_grad()
     def step(
@@ -318,38 +268,25 @@ class MinibatchMSVAG(Optimizer):
         variances = iter(as_tensor_list(variance, all_params, "variance"))
         loss = evaluate_closure(closure)
         for group in self.param_groups:
-            params, grads, group_variances, exp_avgs, exp_variances, steps = ([] for _ in range(6))
-            for p in group["params"]:
-                p_variance = next(variances)
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_variance"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                params.append(p)
-                grads.append(dense_grad(p, "MinibatchMSVAG"))
-                group_variances.append(p_variance)
-                exp_avgs.append(state["exp_avg"])
-                exp_variances.append(state["exp_variance"])
-                steps.append(state["step"])
-            F.minibatch_msvag(
+            group_params = group["params"]
+            p_variances = [next(variances) for _ in group_params]
+            group_variances = [
+                v for p, v in zip(group_params, p_variances, strict=True) if p.grad is not None
+            ]
+            params, grads, (exp_avgs, exp_variances), steps = self._group_tensors(group)
+            self._update(
                 params,
                 grads,
                 group_variances,
                 exp_avgs,
                 exp_variances,
                 steps,
-                lr=group["lr"],
-                beta=group["beta"],
-                eps=group["eps"],
+                **self._group_hyperparameters(group),
             )
         return loss
 
 
-class MSGD(Optimizer):
+class MSGD(GradientOptimizer):
     r"""M-SGD: momentum SGD in exponential-moving-average form (Balles 2021, Alg. 3, Eq. 3.25).
 
     .. math::
@@ -373,37 +310,9 @@ class MSGD(Optimizer):
         Momentum constant :math:`\beta \in [0, 1)`; ``beta = 0`` is plain SGD.
     """
 
+    _update = staticmethod(F.msgd)
+    _buffers = ("exp_avg",)
+    _counts_steps = True
+
     def __init__(self, params: Params, lr: float = 0.1, beta: float = 0.9) -> None:
-        super().__init__(params, {"lr": check_lr(lr), "beta": check_beta(beta)})
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Perform one optimization step.
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-
-        Returns
-        -------
-        float or None
-            The loss returned by ``closure``, if given.
-        """
-        loss = evaluate_closure(closure)
-        for group in self.param_groups:
-            params, grads, exp_avgs, steps = [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                params.append(p)
-                grads.append(dense_grad(p, "MSGD"))
-                exp_avgs.append(state["exp_avg"])
-                steps.append(state["step"])
-            F.msgd(params, grads, exp_avgs, steps, lr=group["lr"], beta=group["beta"])
-        return loss
+        super().__init__(params, lr=lr, beta=beta)

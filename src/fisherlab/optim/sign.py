@@ -6,24 +6,13 @@ coordinates with a zero (averaged) gradient are not moved.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
-from torch import Tensor
-from torch.optim import Optimizer
-
 from . import _functional as F
-from ._utils import Params, check_beta, check_lr, dense_grad, evaluate_closure
+from ._utils import GradientOptimizer, Params
 
 __all__ = ["MSSD", "L1SignDescent", "SignDescent"]
 
 
-def _params_with_grad(group: dict, name: str) -> tuple[list[Tensor], list[Tensor]]:
-    params = [p for p in group["params"] if p.grad is not None]
-    return params, [dense_grad(p, name) for p in params]
-
-
-class SignDescent(Optimizer):
+class SignDescent(GradientOptimizer):
     r"""Sign (stochastic) gradient descent, SIGN-SGD (Balles 2021, Eq. 6.1).
 
     .. math::
@@ -40,31 +29,13 @@ class SignDescent(Optimizer):
         Step size :math:`\alpha \ge 0` (the per-coordinate step length).
     """
 
+    _update = staticmethod(F.sign_descent)
+
     def __init__(self, params: Params, lr: float = 1e-3) -> None:
-        super().__init__(params, {"lr": check_lr(lr)})
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Perform one optimization step.
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-
-        Returns
-        -------
-        float or None
-            The loss returned by ``closure``, if given.
-        """
-        loss = evaluate_closure(closure)
-        for group in self.param_groups:
-            params, grads = _params_with_grad(group, "SignDescent")
-            F.sign_descent(params, grads, lr=group["lr"])
-        return loss
+        super().__init__(params, lr=lr)
 
 
-class L1SignDescent(Optimizer):
+class L1SignDescent(GradientOptimizer):
     r"""Steepest descent w.r.t. the max-norm: :math:`\ell_1`-scaled sign descent (Eq. 6.10).
 
     .. math::
@@ -91,31 +62,13 @@ class L1SignDescent(Optimizer):
         scale depends on the problem (the step length is :math:`\alpha\|g\|_1`).
     """
 
+    _update = staticmethod(F.l1_sign_descent)
+
     def __init__(self, params: Params, lr: float) -> None:
-        super().__init__(params, {"lr": check_lr(lr)})
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Perform one optimization step.
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-
-        Returns
-        -------
-        float or None
-            The loss returned by ``closure``, if given.
-        """
-        loss = evaluate_closure(closure)
-        for group in self.param_groups:
-            params, grads = _params_with_grad(group, "L1SignDescent")
-            F.l1_sign_descent(params, grads, lr=group["lr"])
-        return loss
+        super().__init__(params, lr=lr)
 
 
-class MSSD(Optimizer):
+class MSSD(GradientOptimizer):
     r"""M-SIGN-SGD (M-SSD): momentum sign descent (Balles 2021, Alg. 3, right column).
 
     .. math::
@@ -136,31 +89,8 @@ class MSSD(Optimizer):
         Momentum constant :math:`\beta \in [0, 1)`; ``beta = 0`` is :class:`SignDescent`.
     """
 
+    _update = staticmethod(F.mssd)
+    _buffers = ("exp_avg",)
+
     def __init__(self, params: Params, lr: float = 1e-3, beta: float = 0.9) -> None:
-        super().__init__(params, {"lr": check_lr(lr), "beta": check_beta(beta)})
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """Perform one optimization step.
-
-        Parameters
-        ----------
-        closure : callable, optional
-            Re-evaluates the model and returns the loss.
-
-        Returns
-        -------
-        float or None
-            The loss returned by ``closure``, if given.
-        """
-        loss = evaluate_closure(closure)
-        for group in self.param_groups:
-            params, grads = _params_with_grad(group, "MSSD")
-            exp_avgs = []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                exp_avgs.append(state["exp_avg"])
-            F.mssd(params, grads, exp_avgs, lr=group["lr"], beta=group["beta"])
-        return loss
+        super().__init__(params, lr=lr, beta=beta)
