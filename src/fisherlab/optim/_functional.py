@@ -11,6 +11,8 @@ algorithms count iterations from ``t = 0``. With that, the bias corrections read
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from torch import Tensor
 
 __all__ = [
@@ -82,6 +84,24 @@ def _moment_variance(m: Tensor, v: Tensor, rho: float) -> Tensor:
     return (v - m * m).div_(1.0 - rho).clamp_(min=0.0)
 
 
+def _moment_estimates(
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    beta: float,
+) -> Iterator[tuple[Tensor, Tensor, float]]:
+    r"""Update the EMAs of each parameter; yield its :math:`(m, s, \rho(\beta, t))`.
+
+    :math:`m` is the bias-corrected mean and :math:`s` the variance estimate of Eq. 5.16
+    (fresh tensors, free to modify in place).
+    """
+    for grad, exp_avg, exp_avg_sq, step in zip(grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        m, v = _update_moments(grad, exp_avg, exp_avg_sq, beta, step)
+        rho = momentum_variance_factor(beta, step)
+        yield m, _moment_variance(m, v, rho), rho
+
+
 def _adaptation_factor(m_sq: Tensor, noise: Tensor, eps: float) -> Tensor:
     r"""Return :math:`m^2 / (m^2 + \text{noise} + \varepsilon)`, and 0 where that is 0/0.
 
@@ -109,14 +129,9 @@ def msvag(
     :math:`\gamma = m^2 / (m^2 + \rho(\beta,t)\,s + \varepsilon)`, using the moving-average
     variance estimate :math:`s` of Eq. 5.16 (Eq. 5.19 for the factor).
     """
-    for p, grad, exp_avg, exp_avg_sq, step in zip(
-        params, grads, exp_avgs, exp_avg_sqs, steps, strict=True
-    ):
-        m, v = _update_moments(grad, exp_avg, exp_avg_sq, beta, step)
-        rho = momentum_variance_factor(beta, step)
-        s = _moment_variance(m, v, rho)
-        m_sq = m * m
-        gamma = _adaptation_factor(m_sq, s.mul_(rho), eps)
+    estimates = _moment_estimates(grads, exp_avgs, exp_avg_sqs, steps, beta)
+    for p, (m, s, rho) in zip(params, estimates, strict=True):
+        gamma = _adaptation_factor(m * m, s.mul_(rho), eps)
         p.add_(gamma.mul_(m), alpha=-lr)
 
 
@@ -136,11 +151,8 @@ def svag(
     :math:`\theta \leftarrow \theta - \alpha\,\gamma\odot g` with
     :math:`\gamma = m^2 / (m^2 + s + \varepsilon)` (Eq. 5.17), using :math:`s` of Eq. 5.16.
     """
-    for p, grad, exp_avg, exp_avg_sq, step in zip(
-        params, grads, exp_avgs, exp_avg_sqs, steps, strict=True
-    ):
-        m, v = _update_moments(grad, exp_avg, exp_avg_sq, beta, step)
-        s = _moment_variance(m, v, momentum_variance_factor(beta, step))
+    estimates = _moment_estimates(grads, exp_avgs, exp_avg_sqs, steps, beta)
+    for p, grad, (m, s, _) in zip(params, grads, estimates, strict=True):
         gamma = _adaptation_factor(m * m, s, eps)
         p.add_(gamma.mul_(grad), alpha=-lr)
 
@@ -161,12 +173,8 @@ def adam_star(
     :math:`\theta \leftarrow \theta - \alpha\,\gamma \odot \operatorname{sign}(m)` with
     :math:`\gamma = \sqrt{m^2 / (m^2 + \rho(\beta,t)\,s + \varepsilon)}`.
     """
-    for p, grad, exp_avg, exp_avg_sq, step in zip(
-        params, grads, exp_avgs, exp_avg_sqs, steps, strict=True
-    ):
-        m, v = _update_moments(grad, exp_avg, exp_avg_sq, beta, step)
-        rho = momentum_variance_factor(beta, step)
-        s = _moment_variance(m, v, rho)
+    estimates = _moment_estimates(grads, exp_avgs, exp_avg_sqs, steps, beta)
+    for p, (m, s, rho) in zip(params, estimates, strict=True):
         gamma = _adaptation_factor(m * m, s.mul_(rho), eps).sqrt_()
         p.add_(gamma.mul_(m.sign_()), alpha=-lr)
 
