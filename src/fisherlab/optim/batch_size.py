@@ -44,6 +44,12 @@ __all__ = ["CABS", "AdaptiveBatchSampler", "BatchSizeRule", "NormTest"]
 TensorOrTensors = Tensor | Sequence[Tensor]
 
 
+def _check_int(value: int, name: str, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an ``int`` (not a bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"Invalid {name}={value!r}: must be an integer >= {minimum}.")
+
+
 def _l1_norm(variance: float | TensorOrTensors) -> float:
     """Return ``||s||_1`` of a variance given as a number, tensor or sequence of tensors."""
     if isinstance(variance, int | float):
@@ -89,10 +95,8 @@ class BatchSizeRule:
     _reference_key: str
 
     def __init__(self, *, min_batch: int, max_batch: int, mu: float = 0.9) -> None:
-        if isinstance(min_batch, bool) or not isinstance(min_batch, int) or min_batch <= 0:
-            raise ValueError(f"Invalid min_batch={min_batch!r}: must be an integer >= 1.")
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch <= 0:
-            raise ValueError(f"Invalid max_batch={max_batch!r}: must be an integer >= 1.")
+        _check_int(min_batch, "min_batch", 1)
+        _check_int(max_batch, "max_batch", 1)
         if min_batch > max_batch:
             raise ValueError(
                 f"Invalid min_batch={min_batch} > max_batch={max_batch}: "
@@ -115,6 +119,7 @@ class BatchSizeRule:
         raise NotImplementedError
 
     def _raw_batch_size(self) -> float:
+        """The unrounded rule; called only while ``reference_avg > 0``."""
         raise NotImplementedError
 
     def update(
@@ -146,7 +151,8 @@ class BatchSizeRule:
         self.variance_avg = self.mu * self.variance_avg + (1.0 - self.mu) * trace
         self.reference_avg = self.mu * self.reference_avg + (1.0 - self.mu) * reference
         self.num_updates += 1
-        self._batch_size = self._round_clip(self._raw_batch_size())
+        raw = math.inf if self.reference_avg <= 0.0 else self._raw_batch_size()
+        self._batch_size = self._round_clip(raw)
         return self._batch_size
 
     def _round_clip(self, size: float) -> int:
@@ -253,8 +259,6 @@ class CABS(BatchSizeRule):
         return loss
 
     def _raw_batch_size(self) -> float:
-        if self.reference_avg <= 0.0:
-            return math.inf
         return self.lr * self.variance_avg / self.reference_avg
 
 
@@ -312,8 +316,6 @@ class NormTest(BatchSizeRule):
         return _squared_norm(gradient)
 
     def _raw_batch_size(self) -> float:
-        if self.reference_avg <= 0.0:
-            return math.inf
         return self.variance_avg / (self.theta**2 * self.reference_avg)
 
 
@@ -359,10 +361,8 @@ class AdaptiveBatchSampler(Sampler[list[int]]):
         *,
         generator: torch.Generator,
     ) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
-            raise ValueError(f"Invalid num_samples={num_samples!r}: must be an integer >= 1.")
-        if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 0:
-            raise ValueError(f"Invalid num_batches={num_batches!r}: must be an integer >= 0.")
+        _check_int(num_samples, "num_samples", 1)
+        _check_int(num_batches, "num_batches", 0)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator)}.")
         self.num_samples = num_samples
