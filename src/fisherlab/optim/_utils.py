@@ -166,6 +166,27 @@ class GradientOptimizer(Optimizer):
         return loss
 
 
+def trainable_parameters(
+    model: torch.nn.Module, param_groups: Iterable[dict[str, Any]]
+) -> list[Tensor]:
+    """Return the trainable parameters of ``model`` after checking that they cover ``params``.
+
+    For the optimizers that compute the gradient of ``model`` themselves.
+
+    Raises
+    ------
+    ValueError
+        If a parameter of ``param_groups`` is not a trainable parameter of ``model``.
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    ids = {id(p) for p in trainable}
+    for group in param_groups:
+        for p in group["params"]:
+            if id(p) not in ids:
+                raise ValueError("every optimized parameter must be a trainable parameter of model")
+    return trainable
+
+
 def split_flat(vector: Tensor, params: Iterable[Tensor]) -> list[Tensor]:
     """Split a flat vector into views shaped like ``params``.
 

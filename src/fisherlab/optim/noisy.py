@@ -65,7 +65,7 @@ from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
 from fisherlab.noise import EmpiricalFisherNoise, FisherNoise, MultiplicativeNoise, NoiseSampler
 
-from ._utils import Params, check_lr
+from ._utils import Params, check_lr, trainable_parameters
 
 __all__ = [
     "BatchChangeSampler",
@@ -263,15 +263,7 @@ class CovarianceNoiseSGD(torch.optim.Optimizer):
         self.steps = 0
         self._sampler: NoiseSampler | None = None
         self._restored_matrix: Any = None
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self._trainable = trainable
-        ids = {id(p) for p in trainable}
-        for group in self.param_groups:
-            for p in group["params"]:
-                if id(p) not in ids:
-                    raise ValueError(
-                        "every optimized parameter must be a trainable parameter of model"
-                    )
+        self._trainable = trainable_parameters(model, self.param_groups)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after checking its ``lr``."""

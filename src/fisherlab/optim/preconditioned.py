@@ -29,6 +29,8 @@ from torch import Tensor
 from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
 
+from ._utils import trainable_parameters
+
 __all__ = [
     "PRECONDITIONERS",
     "damped_direction",
@@ -174,17 +176,10 @@ class PreconditionedGD(torch.optim.Optimizer):
         self.generator = generator
         self.variance_adaptation = variance_adaptation
         self.reduction = reduction
-        trainable = [p for p in model.parameters() if p.requires_grad]
         offsets, start = {}, 0
-        for p in trainable:
+        for p in trainable_parameters(model, self.param_groups):
             offsets[id(p)] = (start, start + p.numel())
             start += p.numel()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if id(p) not in offsets:
-                    raise ValueError(
-                        "every optimized parameter must be a trainable parameter of model"
-                    )
         self._offsets = offsets
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
