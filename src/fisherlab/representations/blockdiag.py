@@ -36,7 +36,7 @@ from torch import Tensor
 
 from fisherlab.quantities import Quantity, QuantitySpec
 from fisherlab.representations.kfac import output_factors
-from fisherlab.representations.operator import CurvatureOperator, _check_damping
+from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
 from fisherlab.representations.registry import register_form
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def blockdiag(curvature: Curvature, spec: QuantitySpec) -> BlockDiagonal:
 
 
 # -- the object ----------------------------------------------------------------------------
-class BlockDiagonal:
+class BlockDiagonal(_BlockMatrix):
     r"""A symmetric block-diagonal ``D × D`` matrix :math:`\oplus_b B_b`.
 
     Products, solves and powers act block by block; a block stored as a factor
@@ -233,30 +233,13 @@ class BlockDiagonal:
         device: torch.device,
         name: str = "blockdiag",
     ) -> None:
-        self.blocks = blocks
-        self.dim = dim
-        self.dtype = dtype
-        self.device = device
-        self.name = name
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(D, D)``."""
-        return (self.dim, self.dim)
+        super().__init__(blocks, dim, dtype, device, name)
 
     def __repr__(self) -> str:
         return f"BlockDiagonal({self.name}, blocks={len(self.blocks)}, shape={self.shape})"
 
     def _apply(self, v: Tensor, blockwise) -> Tensor:
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(v).__name__}")
-        if v.ndim not in (1, 2) or v.shape[0] != self.dim:
-            raise ValueError(
-                f"{self.name}: expected a vector of shape ({self.dim},) or a matrix of shape "
-                f"({self.dim}, k), got {tuple(v.shape)}"
-            )
-        is_vector = v.ndim == 1
-        V = (v.unsqueeze(1) if is_vector else v).to(self.dtype)
+        V, is_vector = self._as_columns(v)
         out = torch.zeros_like(V)
         for block in self.blocks:
             out[block.index] = blockwise(block, V[block.index])
@@ -283,13 +266,7 @@ class BlockDiagonal:
 
     def power_operator(self, p: float, damping: float = 0.0) -> CurvatureOperator:
         """``(B + λI)^p`` as a matrix-free :class:`CurvatureOperator`."""
-        return CurvatureOperator(
-            lambda V: self.apply_power(V, p, damping),
-            self.dim,
-            self.dtype,
-            self.device,
-            name=f"{self.name}^{p}",
-        )
+        return self._operator(lambda V: self.apply_power(V, p, damping), f"{self.name}^{p}")
 
     def sqrt(self) -> BlockDiagonal:
         r"""Return :math:`B^{1/2}` blockwise.
@@ -385,13 +362,3 @@ class BlockDiagonal:
         for block in self.blocks:
             out[block.index.unsqueeze(1), block.index.unsqueeze(0)] = block.matrix()
         return out
-
-    def to_operator(self) -> CurvatureOperator:
-        """Return a matrix-free :class:`CurvatureOperator` view."""
-        return CurvatureOperator(
-            lambda V: self @ V, self.dim, self.dtype, self.device, name=self.name
-        )
-
-    def to_scipy(self):
-        """Return a :class:`scipy.sparse.linalg.LinearOperator` view (float64)."""
-        return self.to_operator().to_scipy()

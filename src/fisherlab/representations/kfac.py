@@ -66,7 +66,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from fisherlab.quantities import Quantity, QuantitySpec, exact_factors, mc_factors
-from fisherlab.representations.operator import CurvatureOperator, _check_damping
+from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
 from fisherlab.representations.registry import register_form
 
 if TYPE_CHECKING:
@@ -389,7 +389,7 @@ def kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
 
 
 # -- the Kronecker-factored object ------------------------------------------------------------
-class KFAC:
+class KFAC(_BlockMatrix):
     r"""Block-diagonal matrix with one Kronecker-factored block :math:`G_l \otimes A_l` per layer.
 
     Vectors are flat parameter vectors ``(D,)`` or columns ``(D, k)`` in the order of
@@ -421,16 +421,7 @@ class KFAC:
         device: torch.device,
         name: str = "kfac",
     ) -> None:
-        self.blocks = blocks
-        self.dim = dim
-        self.dtype = dtype
-        self.device = device
-        self.name = name
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(D, D)``."""
-        return (self.dim, self.dim)
+        super().__init__(blocks, dim, dtype, device, name)
 
     @property
     def factors(self) -> dict[str, tuple[Tensor, Tensor]]:
@@ -441,19 +432,8 @@ class KFAC:
         return f"KFAC({self.name}, layers={len(self.blocks)}, shape={self.shape})"
 
     # -- helpers -----------------------------------------------------------------------
-    def _columns(self, v: Tensor) -> tuple[Tensor, bool]:
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(v).__name__}")
-        if v.ndim not in (1, 2) or v.shape[0] != self.dim:
-            raise ValueError(
-                f"{self.name}: expected a vector of shape ({self.dim},) or a matrix of shape "
-                f"({self.dim}, k), got {tuple(v.shape)}"
-            )
-        is_vector = v.ndim == 1
-        return (v.unsqueeze(1) if is_vector else v).to(self.dtype), is_vector
-
     def _apply(self, v: Tensor, blockwise) -> Tensor:
-        V, is_vector = self._columns(v)
+        V, is_vector = self._as_columns(v)
         out = torch.zeros_like(V)
         for block in self.blocks:
             block.write(out, blockwise(block, block.to_matrices(V)))
@@ -554,12 +534,8 @@ class KFAC:
         self, p: float, damping: float = 0.0, damping_mode: str = "exact"
     ) -> CurvatureOperator:
         """``(F + λI)^p`` as a matrix-free :class:`CurvatureOperator` (see :meth:`apply_power`)."""
-        return CurvatureOperator(
-            lambda V: self.apply_power(V, p, damping, damping_mode),
-            self.dim,
-            self.dtype,
-            self.device,
-            name=f"{self.name}^{p}",
+        return self._operator(
+            lambda V: self.apply_power(V, p, damping, damping_mode), f"{self.name}^{p}"
         )
 
     def sqrt(self) -> KFAC:
@@ -616,13 +592,3 @@ class KFAC:
             index = block.flat_indices(self.device)
             out[index.unsqueeze(1), index.unsqueeze(0)] = torch.kron(block.G, block.A)
         return out
-
-    def to_operator(self) -> CurvatureOperator:
-        """Return a matrix-free :class:`CurvatureOperator` view (products use the factors)."""
-        return CurvatureOperator(
-            lambda V: self @ V, self.dim, self.dtype, self.device, name=self.name
-        )
-
-    def to_scipy(self):
-        """Return a :class:`scipy.sparse.linalg.LinearOperator` view (float64)."""
-        return self.to_operator().to_scipy()

@@ -21,7 +21,34 @@ def _check_damping(damping: float) -> float:
     return damping
 
 
-class CurvatureOperator:
+class _SquareMatrix:
+    """What every ``D × D`` representation shares: size, dtype, device, name, input checks."""
+
+    def __init__(self, dim: int, dtype: torch.dtype, device: torch.device, name: str) -> None:
+        self.dim = dim
+        self.dtype = dtype
+        self.device = device
+        self.name = name
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(D, D)``."""
+        return (self.dim, self.dim)
+
+    def _as_columns(self, v: Tensor) -> tuple[Tensor, bool]:
+        """Check ``v`` (``(D,)`` or ``(D, k)``); return it as columns, and whether a vector."""
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(v).__name__}")
+        if v.ndim not in (1, 2) or v.shape[0] != self.dim:
+            raise ValueError(
+                f"{self.name}: expected a vector of shape ({self.dim},) or a matrix of shape "
+                f"({self.dim}, k), got {tuple(v.shape)}"
+            )
+        is_vector = v.ndim == 1
+        return (v.unsqueeze(1) if is_vector else v).to(self.dtype), is_vector
+
+
+class CurvatureOperator(_SquareMatrix):
     r"""A symmetric ``D × D`` matrix known only through products ``A V``.
 
     Parameters
@@ -56,31 +83,12 @@ class CurvatureOperator:
         name: str = "operator",
         dense_threshold: int = 2048,
     ) -> None:
+        super().__init__(dim, dtype, device, name)
         self._matmat = matmat
-        self.dim = dim
-        self.dtype = dtype
-        self.device = device
-        self.name = name
         self.dense_threshold = dense_threshold
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(D, D)``."""
-        return (self.dim, self.dim)
 
     def __repr__(self) -> str:
         return f"CurvatureOperator({self.name}, shape={self.shape}, dtype={self.dtype})"
-
-    def _as_columns(self, v: Tensor) -> tuple[Tensor, bool]:
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{self.name}: expected a torch.Tensor, got {type(v).__name__}")
-        if v.ndim not in (1, 2) or v.shape[0] != self.dim:
-            raise ValueError(
-                f"{self.name}: expected a vector of shape ({self.dim},) or a matrix of shape "
-                f"({self.dim}, k), got {tuple(v.shape)}"
-            )
-        is_vector = v.ndim == 1
-        return (v.unsqueeze(1) if is_vector else v).to(self.dtype), is_vector
 
     def __matmul__(self, v: Tensor) -> Tensor:
         """``A v`` for a vector ``(D,)`` or ``A V`` for columns ``(D, k)``."""
@@ -174,3 +182,28 @@ class CurvatureOperator:
                 )
             columns.append(torch.as_tensor(solution, dtype=self.dtype, device=self.device))
         return torch.stack(columns, dim=1)
+
+
+class _BlockMatrix(_SquareMatrix):
+    """Blocks plus the matrix-free views built on ``self @ V``.
+
+    The base of :class:`~fisherlab.representations.kfac.KFAC` and
+    :class:`~fisherlab.representations.blockdiag.BlockDiagonal`.
+    """
+
+    def __init__(
+        self, blocks: list, dim: int, dtype: torch.dtype, device: torch.device, name: str
+    ) -> None:
+        super().__init__(dim, dtype, device, name)
+        self.blocks = blocks
+
+    def _operator(self, matmat: MatMat, name: str) -> CurvatureOperator:
+        return CurvatureOperator(matmat, self.dim, self.dtype, self.device, name=name)
+
+    def to_operator(self) -> CurvatureOperator:
+        """Return a matrix-free :class:`CurvatureOperator` view (products use the blocks)."""
+        return self._operator(lambda V: self @ V, self.name)
+
+    def to_scipy(self) -> LinearOperator:
+        """Return a :class:`scipy.sparse.linalg.LinearOperator` view (float64)."""
+        return self.to_operator().to_scipy()
