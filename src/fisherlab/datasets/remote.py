@@ -35,6 +35,11 @@ def _dataset(X: np.ndarray, y: np.ndarray, name: str, task: Task, description: s
     )
 
 
+def _regression(table: np.ndarray, n_features: int, name: str, description: str) -> Dataset:
+    """Features: the first ``n_features`` columns of ``table``; target: the next column."""
+    return _dataset(table[:, :n_features], table[:, n_features], name, "regression", description)
+
+
 def _numeric_rows(rows: list[list[Cell]], n_columns: int, source: Path) -> np.ndarray:
     """Keep the rows whose first ``n_columns`` cells are all numbers.
 
@@ -108,11 +113,10 @@ def load_yacht(
     """
     path = fetch("yacht", data_dir=data_dir, mirror=mirror, timeout=timeout)
     table = read_whitespace_table(path, 7)
-    return _dataset(
-        table[:, :6],
-        table[:, 6],
+    return _regression(
+        table,
+        6,
         "yacht",
-        "regression",
         "UCI Yacht Hydrodynamics (308 x 6), target residuary resistance; "
         "source: archive.ics.uci.edu dataset 243",
     )
@@ -140,11 +144,10 @@ def load_energy(
     """
     path = fetch("energy", data_dir=data_dir, mirror=mirror, timeout=timeout)
     table = _numeric_rows(read_first_sheet(str(path)), 10, path)
-    return _dataset(
-        table[:, :8],
-        table[:, 8],
+    return _regression(
+        table,
+        8,
         "energy",
-        "regression",
         "UCI Energy Efficiency (768 x 8), target Y1 heating load; "
         "source: archive.ics.uci.edu dataset 242",
     )
@@ -174,11 +177,10 @@ def load_powerplant(
     with zipfile.ZipFile(path) as archive:
         workbook = io.BytesIO(archive.read(POWERPLANT_MEMBER))
     table = _numeric_rows(read_first_sheet(workbook), 5, path)
-    return _dataset(
-        table[:, :4],
-        table[:, 4],
+    return _regression(
+        table,
+        4,
         "powerplant",
-        "regression",
         "UCI Combined Cycle Power Plant (9568 x 4), target PE net output; "
         "source: archive.ics.uci.edu dataset 294",
     )
