@@ -55,11 +55,20 @@ def as_generator(seed: Seed) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _check_n(n: int) -> None:
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+
+
 def _check(variant: str, n: int) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+    _check_n(n)
+
+
+def _intercept_design(x: torch.Tensor) -> torch.Tensor:
+    """The design matrix ``[1, x]`` (ones FIRST): ``theta = (intercept, slope)``."""
+    return torch.stack([torch.ones(x.shape[0], dtype=_F64), x], dim=1)
 
 
 def kunstner_fig1(*, seed: Seed, n: int = 1000) -> Dataset:
@@ -86,12 +95,11 @@ def kunstner_fig1(*, seed: Seed, n: int = 1000) -> Dataset:
     Dataset
         ``X`` of shape (n, 2) = ``[1, x]``, ``y`` of shape (n,); task ``"regression"``.
     """
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+    _check_n(n)
     gen = as_generator(seed)
     x = torch.exp(0.75 * torch.randn(n, generator=gen, dtype=_F64))
     y = 2.0 + 2.0 * x + torch.randn(n, generator=gen, dtype=_F64)
-    X = torch.stack([torch.ones(n, dtype=_F64), x], dim=1)
+    X = _intercept_design(x)
     return Dataset(
         X,
         y,
@@ -184,7 +192,7 @@ def kunstner_fig2_linear(variant: Variant, *, seed: Seed, n: int = 1000) -> Data
     y = x + noise_std * torch.randn(n, generator=gen, dtype=_F64)
     if variant == "misspecified-b":
         y = y + 0.5 * x**2
-    X = torch.stack([torch.ones(n, dtype=_F64), x], dim=1)
+    X = _intercept_design(x)
     return Dataset(
         X,
         y,
