@@ -34,40 +34,40 @@ def moments(problem, theta, t, m_tilde, v_tilde, beta):
     return g, m_tilde, v_tilde, m, s
 
 
-def ref_msvag(problem, lr, beta):
-    theta, m_tilde, v_tilde = problem.theta0.clone(), torch.zeros(8), torch.zeros(8)
-    m_tilde, v_tilde = m_tilde.double(), v_tilde.double()
+def ref_variance_adapted(problem, beta, update):
+    """The loop of the EMA-moment methods; ``update(g, m, s, t)`` is θ_t − θ_{t+1}."""
+    theta = problem.theta0.clone()
+    m_tilde = v_tilde = torch.zeros(8, dtype=torch.float64)
     trajectory = []
     for t in range(problem.steps):
         g, m_tilde, v_tilde, m, s = moments(problem, theta, t, m_tilde, v_tilde, beta)
-        gamma = m**2 / (m**2 + rho_sum(beta, t) * s)
-        theta = theta - lr * gamma * m
+        theta = theta - update(g, m, s, t)
         trajectory.append(theta)
     return trajectory
+
+
+def ref_msvag(problem, lr, beta):
+    def update(g, m, s, t):
+        gamma = m**2 / (m**2 + rho_sum(beta, t) * s)
+        return lr * gamma * m
+
+    return ref_variance_adapted(problem, beta, update)
 
 
 def ref_svag(problem, lr, beta):
-    theta, m_tilde, v_tilde = problem.theta0.clone(), torch.zeros(8), torch.zeros(8)
-    m_tilde, v_tilde = m_tilde.double(), v_tilde.double()
-    trajectory = []
-    for t in range(problem.steps):
-        g, m_tilde, v_tilde, m, s = moments(problem, theta, t, m_tilde, v_tilde, beta)
+    def update(g, m, s, t):
         gamma = m**2 / (m**2 + s)
-        theta = theta - lr * gamma * g
-        trajectory.append(theta)
-    return trajectory
+        return lr * gamma * g
+
+    return ref_variance_adapted(problem, beta, update)
 
 
 def ref_adam_star(problem, lr, beta):
-    theta, m_tilde, v_tilde = problem.theta0.clone(), torch.zeros(8), torch.zeros(8)
-    m_tilde, v_tilde = m_tilde.double(), v_tilde.double()
-    trajectory = []
-    for t in range(problem.steps):
-        g, m_tilde, v_tilde, m, s = moments(problem, theta, t, m_tilde, v_tilde, beta)
+    def update(g, m, s, t):
         gamma = torch.sqrt(m**2 / (m**2 + rho_sum(beta, t) * s))
-        theta = theta - lr * gamma * torch.sign(m)
-        trajectory.append(theta)
-    return trajectory
+        return lr * gamma * torch.sign(m)
+
+    return ref_variance_adapted(problem, beta, update)
 
 
 def ref_minibatch_msvag(problem, lr, beta):
