@@ -26,6 +26,20 @@ def trainable_parameters(model: nn.Module) -> list[Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def flat_params(model: nn.Module) -> Tensor:
+    """All parameters of ``model``, detached and flattened in ``model.parameters()`` order."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def unflat_params(model: nn.Module, theta: Tensor) -> dict[str, Tensor]:
+    """Split a flat vector into ``{name: tensor}`` for :func:`torch.func.functional_call`."""
+    out, start = {}, 0
+    for name, p in model.named_parameters():
+        out[name] = theta[start : start + p.numel()].view_as(p)
+        start += p.numel()
+    return out
+
+
 def flat_grad(
     output: Tensor, params: list[Tensor], create_graph: bool = False, retain_graph: bool = True
 ) -> Tensor:

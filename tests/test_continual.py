@@ -8,12 +8,9 @@ from torch.func import functional_call
 
 import fisherlab as fl
 from fisherlab.continual import EWC, FisherType
+from oracles import flat_params
 
 DT = torch.float64
-
-
-def _flat(model):
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
 def classification_problem(seed=0):
@@ -31,7 +28,7 @@ def explicit_diagonals(model, X, y):
     """diag of the Fisher and of the EF (mean reduction) by per-sample Jacobians."""
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
-    theta = _flat(model)
+    theta = flat_params(model)
 
     def out(t, x):
         params, start = {}, 0
@@ -81,7 +78,7 @@ def test_penalty_against_hand_computation_several_tasks_and_online():
     ewc, online = EWC(model, lam=lam), EWC(model, lam=lam, online=True, gamma=0.5)
     assert ewc.penalty().item() == 0.0
     F1, _ = explicit_diagonals(model, X, y)
-    a1 = _flat(model).clone()
+    a1 = flat_params(model).clone()
     ewc.consolidate(lik, X, y)
     online.consolidate(lik, X, y)
     with torch.no_grad():
@@ -89,13 +86,13 @@ def test_penalty_against_hand_computation_several_tasks_and_online():
             p.add_(0.1 * torch.randn_like(p))
     X2 = X.flip(0) * 1.5
     F2, _ = explicit_diagonals(model, X2, y)
-    a2 = _flat(model).clone()
+    a2 = flat_params(model).clone()
     ewc.consolidate(lik, X2, y)
     online.consolidate(lik, X2, y)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    theta = _flat(model)
+    theta = flat_params(model)
     summed = lam / 2 * ((F1 * (theta - a1) ** 2).sum() + (F2 * (theta - a2) ** 2).sum())
     running = lam / 2 * ((0.5 * F1 + F2) * (theta - a2) ** 2).sum()
     torch.testing.assert_close(ewc.penalty(), summed, rtol=1e-10, atol=0)

@@ -11,22 +11,11 @@ from torch.func import functional_call
 
 import fisherlab as fl
 from fisherlab.optim import BatchChangeSampler, CovarianceNoiseSGD
+from oracles import flat_params, unflat_params
 
 DT = torch.float64
 ML, MS = 8, 2
 SCALE = math.sqrt((ML - MS) / (ML * MS))
-
-
-def _flat(model):
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
-def _unflat(model, theta):
-    out, start = {}, 0
-    for name, p in model.named_parameters():
-        out[name] = theta[start : start + p.numel()].view_as(p)
-        start += p.numel()
-    return out
 
 
 def make_problem(seed=0, linear=False):
@@ -47,7 +36,7 @@ def reference(model, X, y, theta):
     """Gradient, Fisher and EF (mean reduction) by explicit per-sample Jacobians."""
 
     def out(t, x):
-        return functional_call(model, _unflat(model, t), (x.unsqueeze(0),))[0]
+        return functional_call(model, unflat_params(model, t), (x.unsqueeze(0),))[0]
 
     D, N = theta.numel(), len(y)
     fisher, ef, grad = torch.zeros(D, D, dtype=DT), torch.zeros(D, D, dtype=DT), 0
@@ -97,7 +86,7 @@ def test_matches_algorithm_1(noise, fisher, update_every):
     )
     probe = copy.deepcopy(model)
     z_gen = torch.Generator().manual_seed(5)
-    theta = _flat(model).clone()
+    theta = flat_params(model).clone()
     D = theta.numel()
     for k in range(steps):
         grad, F, EF = reference(probe, X, y, theta)
@@ -109,7 +98,7 @@ def test_matches_algorithm_1(noise, fisher, update_every):
             z = torch.randn(1, D, generator=z_gen, dtype=DT)[0]
             std = cov.sqrt() if noise == "diag" else torch.sqrt(cov.sum() / D)
             theta = theta + lr * SCALE * std * z
-        torch.testing.assert_close(_flat(model), theta, rtol=0, atol=1e-12)
+        torch.testing.assert_close(flat_params(model), theta, rtol=0, atol=1e-12)
     assert torch.equal(opt.generator.get_state(), z_gen.get_state())
 
 
@@ -130,8 +119,8 @@ def test_noise_off_is_large_batch_sgd_and_grad_mode_agrees():
         grad_opt.zero_grad()
         torch.nn.functional.cross_entropy(user(X), y).backward()
         grad_opt.step(X, y)
-    torch.testing.assert_close(_flat(model), _flat(twin), rtol=0, atol=1e-12)
-    torch.testing.assert_close(_flat(user), _flat(twin), rtol=0, atol=1e-12)
+    torch.testing.assert_close(flat_params(model), flat_params(twin), rtol=0, atol=1e-12)
+    torch.testing.assert_close(flat_params(user), flat_params(twin), rtol=0, atol=1e-12)
 
 
 def test_noise_fraction_switches_off_after_a_quarter():
@@ -146,7 +135,7 @@ def _recovered_noise(noise, fisher, draws, linear=True, **kwargs):
     """Noise of ``draws`` steps with lr = 1 from the same θ0 (ξ = (θ1 − θ0 + ∇L) / s), the
     same draws from the optimizer's sampler, and 4000 sampler draws for the statistics."""
     model, X, y = make_problem(seed=4, linear=linear)
-    theta0 = _flat(model).clone()
+    theta0 = flat_params(model).clone()
     grad, F, EF = reference(model, X, y, theta0)
     opt = _opt(
         model,
@@ -161,7 +150,7 @@ def _recovered_noise(noise, fisher, draws, linear=True, **kwargs):
     for _ in range(draws):
         opt.step(X, y)
         with torch.no_grad():
-            stepped = (_flat(model) - theta0 + grad) / SCALE
+            stepped = (flat_params(model) - theta0 + grad) / SCALE
             for p, chunk in zip(model.parameters(), sampler.unflatten(theta0), strict=True):
                 p.copy_(chunk)
         torch.testing.assert_close(stepped, sampler.sample(replay), rtol=0, atol=1e-12)
@@ -234,7 +223,7 @@ def _noisy_run(steps_before, steps_after, resume, noise, update_every):
         opt.load_state_dict(saved_opt)
     for k in range(steps_before, steps_before + steps_after):
         opt.step(X + 0.01 * k, y)
-    return _flat(model)
+    return flat_params(model)
 
 
 @pytest.mark.parametrize(("noise", "update_every"), [("diag", 3), ("full", 1), ("kfac", 2)])

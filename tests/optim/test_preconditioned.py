@@ -10,23 +10,12 @@ from torch.func import functional_call
 
 import fisherlab as fl
 from fisherlab.optim import PreconditionedGD
+from oracles import flat_params, unflat_params
 
 DT = torch.float64
 
 
 # -- explicit reference ------------------------------------------------------------------
-def _flat(model):
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
-def _unflat(model, theta):
-    out, start = {}, 0
-    for name, p in model.named_parameters():
-        out[name] = theta[start : start + p.numel()].view_as(p)
-        start += p.numel()
-    return out
-
-
 class Reference:
     """Softmax cross-entropy quantities at ``theta`` with explicit per-sample loops."""
 
@@ -34,10 +23,10 @@ class Reference:
         self.model, self.X, self.y, self.reduction = model, X, y, reduction
 
     def outputs(self, theta, x):
-        return functional_call(self.model, _unflat(self.model, theta), (x.unsqueeze(0),))[0]
+        return functional_call(self.model, unflat_params(self.model, theta), (x.unsqueeze(0),))[0]
 
     def loss(self, theta):
-        f = functional_call(self.model, _unflat(self.model, theta), (self.X,))
+        f = functional_call(self.model, unflat_params(self.model, theta), (self.X,))
         total = torch.nn.functional.cross_entropy(f, self.y, reduction="sum")
         return total / len(self.y) if self.reduction == "mean" else total
 
@@ -121,14 +110,14 @@ def test_matches_restatement(preconditioner, form):
         form=form,
     )
     ref = Reference(copy.deepcopy(model), X, y)
-    theta = _flat(model).clone()
+    theta = flat_params(model).clone()
     for _ in range(STEPS):
         q = ref.quantities(theta)
         loss = opt.step(X, y)
         torch.testing.assert_close(loss, ref.loss(theta), rtol=0, atol=1e-12)
         theta = theta - lr * reference_direction(q, preconditioner, form, damping)
-        torch.testing.assert_close(_flat(model), theta, rtol=0, atol=1e-12)
-    assert not torch.allclose(theta, _flat(ref.model))  # the parameters did move
+        torch.testing.assert_close(flat_params(model), theta, rtol=0, atol=1e-12)
+    assert not torch.allclose(theta, flat_params(ref.model))  # the parameters did move
 
 
 def _kfac_dense(model, X, G):
@@ -156,7 +145,7 @@ def test_kfac_linear_matches_restatement(preconditioner):
         preconditioner=preconditioner,
         form="kfac",
     )
-    theta = _flat(model).clone()
+    theta = flat_params(model).clone()
     probe = copy.deepcopy(model)
     for _ in range(STEPS):
         with torch.no_grad():
@@ -173,7 +162,7 @@ def test_kfac_linear_matches_restatement(preconditioner):
         grad = torch.autograd.functional.jacobian(lambda t: Reference(probe, X, y).loss(t), theta)
         opt.step(X, y)
         theta = theta - lr * torch.linalg.solve(B + damping * torch.eye(len(theta), dtype=DT), grad)
-        torch.testing.assert_close(_flat(model), theta, rtol=0, atol=1e-12)
+        torch.testing.assert_close(flat_params(model), theta, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("form", ["dense", "diag"])
@@ -193,7 +182,7 @@ def test_variance_adaptation_matches_eq19(form, reduction):
         reduction=reduction,
     )
     ref = Reference(copy.deepcopy(model), X, y, reduction=reduction)
-    theta = _flat(model).clone()
+    theta = flat_params(model).clone()
     N = None if reduction == "mean" else len(y)
     for _ in range(STEPS):
         q = ref.quantities(theta)
@@ -205,7 +194,7 @@ def test_variance_adaptation_matches_eq19(form, reduction):
         opt.step(X, y)
         d = reference_direction(q, "empirical_fisher", form, damping, True, N)
         theta = theta - lr * d
-        torch.testing.assert_close(_flat(model), theta, rtol=0, atol=1e-12)
+        torch.testing.assert_close(flat_params(model), theta, rtol=0, atol=1e-12)
 
 
 def test_param_groups_share_one_monte_carlo_fisher():
@@ -221,7 +210,7 @@ def test_param_groups_share_one_monte_carlo_fisher():
         mc_samples=2,
         generator=g,
     )
-    theta = _flat(model).clone()
+    theta = flat_params(model).clone()
     c = fl.Curvature(model, fl.likelihoods.Categorical(), X, y)
     grad = c.gradient()
     F = c.fisher(mc_samples=2, generator=torch.Generator().manual_seed(0))
@@ -231,7 +220,7 @@ def test_param_groups_share_one_monte_carlo_fisher():
     d2 = torch.linalg.solve(F + 2.0 * eye, grad)
     k = sum(p.numel() for p in first)
     expected = theta - 0.1 * torch.cat([d1[:k], d2[k:]])
-    torch.testing.assert_close(_flat(model), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(flat_params(model), expected, rtol=0, atol=1e-12)
 
 
 # -- NGD on linear-Gaussian problems ---------------------------------------------------------
@@ -257,7 +246,7 @@ def test_ngd_solves_least_squares_in_one_step(form):
         model.parameters(), model, fl.likelihoods.Gaussian(), lr=1.0, damping=1e-12, form=form
     )
     opt.step(X, y)
-    torch.testing.assert_close(_flat(model), solution, rtol=0, atol=1e-8)
+    torch.testing.assert_close(flat_params(model), solution, rtol=0, atol=1e-8)
 
 
 def test_ef_preconditioning_does_not_solve_least_squares():
@@ -271,7 +260,7 @@ def test_ef_preconditioning_does_not_solve_least_squares():
         preconditioner="empirical_fisher",
     )
     opt.step(X, y)
-    assert (_flat(model) - solution).norm() > 0.1 * solution.norm()
+    assert (flat_params(model) - solution).norm() > 0.1 * solution.norm()
 
 
 # -- state_dict -------------------------------------------------------------------------------
@@ -297,7 +286,7 @@ def _mc_run(steps_before, steps_after, resume):
         opt.load_state_dict(saved_opt)
     for _ in range(steps_after):
         opt.step(X, y)
-    return _flat(model)
+    return flat_params(model)
 
 
 def test_state_dict_round_trip_is_bit_identical():
@@ -306,7 +295,7 @@ def test_state_dict_round_trip_is_bit_identical():
     assert torch.equal(uninterrupted, resumed)
     # and the Monte-Carlo draws matter: a different generator gives a different run
     model, X, y = make_problem(seed=11)
-    assert not torch.equal(uninterrupted, _flat(model))
+    assert not torch.equal(uninterrupted, flat_params(model))
 
 
 def test_loading_generator_state_needs_a_generator():
