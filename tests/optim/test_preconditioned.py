@@ -74,6 +74,10 @@ def reference_direction(q, preconditioner, form, damping, variance_adaptation=Fa
     return torch.linalg.solve(B + damping * torch.eye(len(g), dtype=DT), g)
 
 
+def _categorical_gd(model, **kwargs):
+    return PreconditionedGD(model.parameters(), model, fl.likelihoods.Categorical(), **kwargs)
+
+
 def make_problem(seed=0, linear=False):
     torch.manual_seed(seed)
     if linear:
@@ -100,10 +104,8 @@ CASES = [("identity", "dense")] + [
 def test_matches_restatement(preconditioner, form):
     model, X, y = make_problem()
     lr, damping = 0.3, 0.5
-    opt = PreconditionedGD(
-        model.parameters(),
+    opt = _categorical_gd(
         model,
-        fl.likelihoods.Categorical(),
         lr=lr,
         damping=damping,
         preconditioner=preconditioner,
@@ -136,10 +138,8 @@ def _kfac_dense(model, X, G):
 def test_kfac_linear_matches_restatement(preconditioner):
     model, X, y = make_problem(seed=3, linear=True)
     lr, damping = 0.5, 0.1
-    opt = PreconditionedGD(
-        model.parameters(),
+    opt = _categorical_gd(
         model,
-        fl.likelihoods.Categorical(),
         lr=lr,
         damping=damping,
         preconditioner=preconditioner,
@@ -170,10 +170,8 @@ def test_kfac_linear_matches_restatement(preconditioner):
 def test_variance_adaptation_matches_eq19(form, reduction):
     model, X, y = make_problem(seed=5)
     lr, damping = (0.5, 0.1) if reduction == "mean" else (0.5 / 6, 0.6)  # same scale for sum
-    opt = PreconditionedGD(
-        model.parameters(),
+    opt = _categorical_gd(
         model,
-        fl.likelihoods.Categorical(),
         lr=lr,
         damping=damping,
         preconditioner="empirical_fisher",
@@ -327,7 +325,7 @@ def test_loading_generator_state_needs_a_generator():
 def test_bad_hyperparameters(kwargs, name):
     model, _, _ = make_problem()
     with pytest.raises(ValueError, match=name):
-        PreconditionedGD(model.parameters(), model, fl.likelihoods.Categorical(), **kwargs)
+        _categorical_gd(model, **kwargs)
 
 
 def test_bad_group_hyperparameters():
