@@ -184,3 +184,15 @@ COVERING_CASES = [
     for j, lik in enumerate(LIKELIHOODS)
 ]
 COVERING_IDS = [problem_id(*case) for case in COVERING_CASES]
+
+
+# -- quantities ----------------------------------------------------------------------------
+# quantity name -> how to get it from a Curvature in a form
+QUANTITIES: dict[str, Callable[[fl.Curvature, str], object]] = {
+    "empirical_fisher": lambda c, form: c.empirical_fisher(form=form),
+    "fisher": lambda c, form: c.fisher(form=form),
+    "ggn": lambda c, form: c.ggn(form=form),
+    "hessian": lambda c, form: c.hessian(form=form),
+    "covariance": lambda c, form: c.covariance(form=form),
+    "variance": lambda c, form: c.variance(form=form),
+}

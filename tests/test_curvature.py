@@ -24,19 +24,14 @@ from cases import (
     PROBLEM_IDS,
     make_problem,
 )
+from cases import QUANTITIES as BASE_QUANTITIES
 from oracles import BruteForce, assert_close, trainable_parameters
 
 RTOL = 1e-10
 
-# quantity name -> how to get it from a Curvature in a form
 QUANTITIES = {
-    "empirical_fisher": lambda c, form: c.empirical_fisher(form=form),
-    "fisher": lambda c, form: c.fisher(form=form),
-    "ggn": lambda c, form: c.ggn(form=form),
-    "hessian": lambda c, form: c.hessian(form=form),
-    "covariance": lambda c, form: c.covariance(form=form),
+    **BASE_QUANTITIES,
     "covariance_unbiased": lambda c, form: c.covariance(form=form, unbiased=True),
-    "variance": lambda c, form: c.variance(form=form),
     "variance_unbiased": lambda c, form: c.variance(form=form, unbiased=True),
 }
 

@@ -6,17 +6,12 @@ import pytest
 import torch
 
 import fisherlab as fl
-from cases import COVERING_CASES, COVERING_IDS
+from cases import COVERING_CASES, COVERING_IDS, QUANTITIES
 from oracles import assert_close, relative_error
 
 RTOL = 1e-10
 GET = {
-    "empirical_fisher": lambda c, form: c.empirical_fisher(form=form),
-    "fisher": lambda c, form: c.fisher(form=form),
-    "ggn": lambda c, form: c.ggn(form=form),
-    "hessian": lambda c, form: c.hessian(form=form),
-    "covariance": lambda c, form: c.covariance(form=form),
-    "variance": lambda c, form: c.variance(form=form),
+    **QUANTITIES,
     "fisher_mc": lambda c, form: c.fisher(
         form=form, mc_samples=2, generator=torch.Generator().manual_seed(4)
     ),
