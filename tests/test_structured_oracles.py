@@ -49,10 +49,14 @@ LOSSES = {
 }
 
 
-def _targets(loss_name, model, X, y):
+def _problem(loss_name, make):
+    """Model, inputs, targets (random regression targets for MSE) and the torch loss."""
+    model, X, y = make()
+    loss_fn = LOSSES[loss_name]()
+    torch.manual_seed(2)
     if loss_name.startswith("mse"):
-        return torch.randn_like(model(X), generator=None)
-    return y
+        y = torch.randn_like(model(X), generator=None)
+    return model, X, y, loss_fn
 
 
 def _backpack_run(model, loss_fn, X, y, *extensions):
@@ -67,10 +71,7 @@ def _backpack_run(model, loss_fn, X, y, *extensions):
 @pytest.mark.parametrize("loss_name", list(LOSSES))
 @pytest.mark.parametrize("make", [_mlp, _cnn], ids=["mlp", "cnn"])
 def test_backpack_diag_ggn_and_kflr(loss_name, make):
-    model, X, y = make()
-    loss_fn = LOSSES[loss_name]()
-    torch.manual_seed(2)
-    y = _targets(loss_name, model, X, y)
+    model, X, y, loss_fn = _problem(loss_name, make)
     c = fl.Curvature(model, fl.from_loss(loss_fn), X, y)
     bp_model = _backpack_run(model, loss_fn, X, y, DiagGGNExact(), KFLR())
     diag = torch.cat([p.diag_ggn_exact.reshape(-1) for p in bp_model.parameters()])
@@ -122,10 +123,7 @@ def test_backpack_monte_carlo_statistics():
 @pytest.mark.parametrize("loss_name", list(LOSSES))
 @pytest.mark.parametrize("make", [_mlp, _cnn], ids=["mlp", "cnn"])
 def test_curvlinops_ggn_products_and_kfac_factors(loss_name, make):
-    model, X, y = make()
-    loss_fn = LOSSES[loss_name]()
-    torch.manual_seed(2)
-    y = _targets(loss_name, model, X, y)
+    model, X, y, loss_fn = _problem(loss_name, make)
     c = fl.Curvature(model, fl.from_loss(loss_fn), X, y, batch_size=4)
     params = list(model.parameters())
     data = [(X[:4], y[:4]), (X[4:], y[4:])]
