@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader
 
+from fisherlab import distributed as fl_distributed
 from fisherlab.engine.functional import FunctionalModel
 from fisherlab.likelihoods import Likelihood
 from fisherlab.quantities import Quantity, QuantitySpec
@@ -69,6 +70,10 @@ class Curvature:
         was built by :func:`fisherlab.likelihoods.from_loss`, and ``"mean"`` otherwise.
     batch_size : int or None
         For tensor data, process this many samples at a time (bounds memory).
+    distributed : bool or None
+        Sum the quantities over the ranks of the default :mod:`torch.distributed` group,
+        each holding a shard of the data (see :mod:`fisherlab.distributed`). ``None``:
+        whenever a group is initialised.
 
     Examples
     --------
@@ -88,6 +93,7 @@ class Curvature:
         y: Tensor | None = None,
         reduction: str | None = None,
         batch_size: int | None = None,
+        distributed: bool | None = None,
     ) -> None:
         check_model(model)
         if not isinstance(likelihood, Likelihood):
@@ -124,6 +130,13 @@ class Curvature:
                 raise TypeError(f"X must be a tensor or a DataLoader, got {type(X).__name__}")
             self._data = X
             self.num_samples = self._count_samples(X)
+        if distributed is None:
+            distributed = fl_distributed.is_active()
+        if distributed and not fl_distributed.is_active():
+            raise ValueError("distributed=True needs an initialised torch.distributed group")
+        self.distributed = bool(distributed)
+        if self.distributed:
+            self.num_samples = fl_distributed.all_reduce_count(self.num_samples)
         if self.num_samples == 0:
             raise ValueError("data is empty: the data loader yields no samples")
 
@@ -145,7 +158,7 @@ class Curvature:
 
     def _raw_batches(self) -> Iterator[Batch]:
         if isinstance(self._data, Tensor):
-            for start in range(0, self.num_samples, self._batch_size):
+            for start in range(0, self._data.shape[0], self._batch_size):
                 stop = start + self._batch_size
                 yield self._data[start:stop], self._targets[start:stop]
         else:
@@ -171,13 +184,13 @@ class Curvature:
             yield X, y
 
     def batch_sum(self, fn: BatchFunction) -> Tensor:
-        """``Σ_batches fn(functional_model, X, y)``."""
+        """``Σ_batches fn(functional_model, X, y)``, summed over ranks when distributed."""
         total: Tensor | None = None
         for X, y in self.batches():
             value = fn(self.functional_model, X, y)
             total = value if total is None else total + value
         assert total is not None  # non-empty data is checked in __init__
-        return total
+        return fl_distributed.all_reduce_sum(total) if self.distributed else total
 
     # -- scaling ------------------------------------------------------------------------
     def normalize(self, total: Tensor) -> Tensor:

@@ -1,0 +1,71 @@
+"""Two CPU ranks on the gloo backend see the quantities of the whole data set."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import fisherlab as fl
+
+
+def _problem():
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)  # the same initial model in every process
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+    ).double()
+    X = torch.randn(10, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (10,), generator=g)
+    return model, X, y
+
+
+def _quantities(c):
+    return {
+        "loss": c.loss(),
+        "gradient": c.gradient(),
+        "fisher": c.fisher(),
+        "ef_diag": c.empirical_fisher(form="diag"),
+        "hessian_op": c.hessian(form="operator") @ torch.ones(c.num_params, dtype=torch.float64),
+        "covariance": c.covariance(),
+        "variance": c.variance(unbiased=True),
+    }
+
+
+def _rank(rank, world_size, port, reduction, out_dir):
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model, X, y = _problem()
+        shard = slice(0, 6) if rank == 0 else slice(6, 10)  # unequal shards
+        c = fl.Curvature(model, fl.Categorical(), X[shard], y[shard], reduction=reduction)
+        assert c.distributed and c.num_samples == 10
+        torch.save(_quantities(c), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_two_gloo_ranks_match_one_process(tmp_path, reduction):
+    mp.spawn(_rank, args=(2, _free_port(), reduction, str(tmp_path)), nprocs=2, join=True)
+    model, X, y = _problem()
+    expected = _quantities(fl.Curvature(model, fl.Categorical(), X, y, reduction=reduction))
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        for name, value in expected.items():
+            torch.testing.assert_close(got[name], value, rtol=1e-12, atol=1e-14, msg=name)
+
+
+def test_distributed_true_without_a_group_is_an_error():
+    model, X, y = _problem()
+    with pytest.raises(ValueError, match="torch.distributed"):
+        fl.Curvature(model, fl.Categorical(), X, y, distributed=True)
