@@ -289,6 +289,8 @@ class Collector:
         self._raw: dict[Statistic, dict[Tensor, Any]] = {s: {} for s in Statistic}
         self._num_samples: int | None = None
         self._columns_done = False
+        self._cache: dict[Statistic, dict[Tensor, Any]] = {}
+        self._scaled_stats: set[Statistic] = set()
 
     # -- forward hooks --------------------------------------------------------------------
     def _on_model_input(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -558,41 +560,53 @@ class Collector:
         value = self._raw[stat].get(p)
         return value if value is not None else p.new_zeros(shape)
 
+    def _scaled(self, stat: Statistic, scale: float) -> dict[Tensor, Tensor]:
+        """Raw sums times ``scale``, scaled in place once per backward pass (no copies)."""
+        shapes = {p: tuple(p.shape) for p in self.params}
+        values = {p: self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
+        if stat not in self._scaled_stats:
+            self._scaled_stats.add(stat)
+            for p, value in values.items():
+                if p in self._raw[stat] and scale != 1.0:
+                    value.mul_(scale)
+        return values
+
     def __getitem__(self, statistic: Statistic | str) -> dict[Tensor, Any]:
         """Per-parameter results of ``statistic``: a dict keyed by parameter."""
         stat = Statistic(statistic)
         self._require(stat)
+        if stat in self._cache:
+            return dict(self._cache[stat])
         N, c = self.num_samples, self._c
         shapes = {p: tuple(p.shape) for p in self.params}
+        result: dict[Tensor, Any]
         if stat is Statistic.GRADIENT:
-            return {p: self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
-        if stat is Statistic.PER_SAMPLE_GRADIENTS:
-            return {p: self._raw_or_zeros(stat, p, (N, *shapes[p])) for p in self.params}
-        if stat is Statistic.SECOND_MOMENT:
-            return {p: c * self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
-        if stat is Statistic.VARIANCE:
+            result = {p: self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
+        elif stat is Statistic.PER_SAMPLE_GRADIENTS:
+            result = {p: self._raw_or_zeros(stat, p, (N, *shapes[p])) for p in self.params}
+        elif stat is Statistic.SECOND_MOMENT:
+            result = self._scaled(stat, c)
+        elif stat is Statistic.VARIANCE:
+            # a Σ g_n² − (∇L)² = (a / c) · second moment − (∇L)²
             a = 1.0 / N if self.reduction == "mean" else float(N)
-            grads = (
-                self[Statistic.GRADIENT]
-                if Statistic.GRADIENT in self.statistics
-                else {p: self._raw_or_zeros(Statistic.GRADIENT, p, shapes[p]) for p in self.params}
-            )
-            return {
-                p: a * self._raw_or_zeros(Statistic.SECOND_MOMENT, p, shapes[p]) - grads[p] ** 2
-                for p in self.params
+            second = self._scaled(Statistic.SECOND_MOMENT, c)
+            result = {}
+            for p in self.params:
+                g = self._raw_or_zeros(Statistic.GRADIENT, p, shapes[p])
+                result[p] = torch.mul(second[p], a / c).addcmul_(g, g, value=-1.0)
+        elif stat is Statistic.L2_NORM:
+            result = {p: self._raw_or_zeros(stat, p, (N,)).sqrt() for p in self.params}
+        elif stat is Statistic.FISHER_MC_DIAG:
+            result = self._scaled(stat, c / self.mc_samples)
+        elif stat is Statistic.GGN_DIAG:
+            result = self._scaled(stat, c)
+        else:
+            scale = c / self.mc_samples if stat is Statistic.KFAC else c
+            result = {
+                p: (scale * factors[0], *factors[1:]) for p, factors in self._raw[stat].items()
             }
-        if stat is Statistic.L2_NORM:
-            return {p: self._raw_or_zeros(stat, p, (N,)).sqrt() for p in self.params}
-        if stat is Statistic.FISHER_MC_DIAG:
-            scale = c / self.mc_samples
-            return {p: scale * self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
-        if stat is Statistic.GGN_DIAG:
-            return {p: c * self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
-        scale = c / self.mc_samples if stat is Statistic.KFAC else c
-        out: dict[Tensor, Any] = {}
-        for p, factors in self._raw[stat].items():
-            out[p] = (scale * factors[0], *factors[1:])
-        return out
+        self._cache[stat] = result
+        return dict(result)
 
     def flat(self, statistic: Statistic | str) -> Tensor:
         r"""Return a statistic as one tensor in the generic engine's flattening.
