@@ -148,7 +148,12 @@ def test_tables_methods(tmp_path):
         r["methods"][name]["mean"] = acc
     for name in ("Multiplicative", "K-FAC", "Fisher trace"):
         r["methods"][name]["mean"] = 75.0
+    for m in r["methods"].values():
+        m["train_accuracy_mean"] = 99.0
     assert [c.holds for c in wen_tables.claims(r)] == [True, True, True, True]
+    # the same accuracies with an under-trained LB: an optimization gap, not decidable
+    r["methods"]["LB"]["train_accuracy_mean"] = 60.0
+    assert [c.holds for c in wen_tables.claims(r)] == [True, None, True, True]
     r["methods"]["LB"]["mean"] = 80.0
     r["methods"]["K-FAC"]["mean"] = 85.0
     assert [c.holds for c in wen_tables.claims(r)] == [False, None, True, False]
