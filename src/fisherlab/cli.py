@@ -218,7 +218,10 @@ def _run_one(name: str, args: argparse.Namespace, overrides: dict[str, object]) 
         _error(f"experiment {name!r} failed: {type(exc).__name__}: {exc}")
         return 1
     except Exception as exc:
-        traceback.print_exc()
+        from fisherlab.datasets import ChecksumError, DownloadError
+
+        if not isinstance(exc, (DownloadError, ChecksumError)):  # those explain themselves
+            traceback.print_exc()
         _error(f"experiment {name!r} failed: {type(exc).__name__}: {exc}")
         return 1
     print(_summarize(run_dir))
