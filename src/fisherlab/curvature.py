@@ -74,6 +74,12 @@ class Curvature:
         Sum the quantities over the ranks of the default :mod:`torch.distributed` group,
         each holding a shard of the data (see :mod:`fisherlab.distributed`). ``None``:
         whenever a group is initialised.
+    engine : {"auto", "generic", "hooks"}
+        How diagonals (``form="diag"`` of the EF, Fisher, MC Fisher, GGN, variance) are
+        computed: ``"hooks"`` by the fast per-layer engine (:mod:`fisherlab.engine.hooks`;
+        an error if it does not cover the model), ``"generic"`` by :mod:`torch.func`,
+        ``"auto"`` by the fast engine whenever it covers the model. Both give the same
+        numbers; everything else always uses the generic engine.
 
     Examples
     --------
@@ -94,6 +100,7 @@ class Curvature:
         reduction: str | None = None,
         batch_size: int | None = None,
         distributed: bool | None = None,
+        engine: str = "auto",
     ) -> None:
         check_model(model)
         if not isinstance(likelihood, Likelihood):
@@ -111,9 +118,19 @@ class Curvature:
             )
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if engine not in ("auto", "generic", "hooks"):
+            raise ValueError(f"engine must be 'auto', 'generic' or 'hooks', got {engine!r}")
         self.model = model
         self.likelihood = likelihood
         self.reduction = reduction
+        self.diagonal_engine = "generic"
+        if engine != "generic":
+            from fisherlab.engine.hooks.diagonals import unsupported_reason
+
+            reason = unsupported_reason(model, likelihood)
+            if reason is not None and engine == "hooks":
+                raise NotImplementedError(f"the fast engine does not cover this model: {reason}")
+            self.diagonal_engine = "hooks" if reason is None else "generic"
         self.functional_model = FunctionalModel(model, likelihood)
         if isinstance(X, Tensor):
             if not isinstance(y, Tensor):

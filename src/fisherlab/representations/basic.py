@@ -33,6 +33,7 @@ __all__ = ["dense", "diag", "operator"]
 
 _EMPIRICAL = QuantitySpec(Quantity.EMPIRICAL_FISHER)
 _NOISE = (Quantity.COVARIANCE, Quantity.VARIANCE)
+_FAST_DIAGONALS = ("empirical_fisher", "fisher", "ggn", "fisher_mc")
 
 
 @register_form("dense")
@@ -49,14 +50,28 @@ def dense(curvature: Curvature, spec: QuantitySpec) -> Tensor:
     return curvature.normalize(curvature.batch_sum(lambda fm, X, y: batch_dense(fm, X, y, spec)))
 
 
+def _diagonal_sum(curvature: Curvature, spec: QuantitySpec) -> Tensor:
+    """``Σ_n diag(Q_n)`` by the fast per-layer engine where it applies, else generically."""
+    if curvature.diagonal_engine == "hooks" and spec.kind.value in _FAST_DIAGONALS:
+        from fisherlab.engine.hooks.diagonals import batch_diagonal
+
+        model, likelihood = curvature.model, curvature.likelihood
+        return curvature.batch_sum(
+            lambda fm, X, y: batch_diagonal(
+                model, likelihood, X, y, spec.kind.value, spec.mc_samples or 1, spec.generator
+            )
+        )
+    return curvature.batch_sum(lambda fm, X, y: batch_diag(fm, X, y, spec))
+
+
 @register_form("diag")
 def diag(curvature: Curvature, spec: QuantitySpec) -> Tensor:
     """The diagonal of the quantity, ``(D,)``, computed without a ``(D, D)`` matrix."""
     if spec.kind in _NOISE:
-        raw = curvature.batch_sum(lambda fm, X, y: batch_diag(fm, X, y, _EMPIRICAL))
+        raw = _diagonal_sum(curvature, _EMPIRICAL)
         g = curvature.gradient()
         return curvature.covariance_scale(spec) * (curvature.second_moment_scale() * raw - g**2)
-    return curvature.normalize(curvature.batch_sum(lambda fm, X, y: batch_diag(fm, X, y, spec)))
+    return curvature.normalize(_diagonal_sum(curvature, spec))
 
 
 @register_form("operator")
