@@ -173,6 +173,22 @@ def test_batchnorm_in_training_mode():
         c.fisher()
 
 
+def test_dropout_in_training_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2)).double()
+    X, y = torch.randn(5, 3, dtype=torch.float64), torch.randint(0, 2, (5,))
+    with pytest.raises(ValueError, match=r"Dropout layer '1' is in training mode.*model\.eval\(\)"):
+        fl.Curvature(model, fl.Categorical(), X, y)
+    c = fl.Curvature(model.eval(), fl.Categorical(), X, y)
+    c.gradient()
+    model.train()  # switched back after construction
+    with pytest.raises(ValueError, match=r"model\.eval\(\)"):
+        c.gradient()
+    # a Dropout with p=0 is the identity in either mode
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.0), nn.Linear(4, 2)).double().train()
+    fl.Curvature(model, fl.Categorical(), X, y).gradient()
+
+
 def test_unknown_form_lists_available_forms():
     model, lik, X, y = _setup()
     c = fl.Curvature(model, lik, X, y)

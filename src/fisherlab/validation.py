@@ -22,10 +22,12 @@ def check_finite(tensor: Tensor, what: str) -> None:
 
 
 def check_model(model: torch.nn.Module) -> None:
-    """Check the model's parameters are finite and no BatchNorm layer is in training mode.
+    """Check the model's parameters are finite and no BatchNorm or Dropout layer is training.
 
     Per-sample quantities are undefined for BatchNorm in training mode, because each
-    sample's output then depends on the other samples of the batch.
+    sample's output then depends on the other samples of the batch; Dropout in training
+    mode (with ``p > 0``) makes every quantity a random draw instead of a function of the
+    parameters.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -35,6 +37,16 @@ def check_model(model: torch.nn.Module) -> None:
                 f"BatchNorm layer {name or type(module).__name__!r} is in training mode: "
                 "per-sample gradients and curvature are not defined when a sample's output "
                 "depends on the rest of the batch; call model.eval() first"
+            )
+        if (
+            isinstance(module, torch.nn.modules.dropout._DropoutNd)
+            and module.training
+            and module.p > 0
+        ):
+            raise ValueError(
+                f"Dropout layer {name or type(module).__name__!r} is in training mode: "
+                "the model's outputs are random, so gradients and curvature would be random "
+                "draws; call model.eval() first"
             )
     for name, parameter in model.named_parameters():
         check_finite(parameter.detach(), f"parameter {name!r}")
