@@ -65,6 +65,51 @@ def test_two_gloo_ranks_match_one_process(tmp_path, reduction):
             torch.testing.assert_close(got[name], value, rtol=1e-12, atol=1e-14, msg=name)
 
 
+def _structured_rank(rank, world_size, port, out_dir):
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model, X, y = _problem()
+        shard = slice(0, 6) if rank == 0 else slice(6, 10)
+        c = fl.Curvature(model, fl.Categorical(), X[shard], y[shard])
+        v = torch.ones(c.num_params, dtype=torch.float64)
+        mc = {"form": "operator", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
+        mc_dense = {"form": "dense", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
+        out = {
+            "kfac": c.fisher(form="kfac").to_dense(),
+            "mc_operator": c.fisher(**mc) @ v,
+            "mc_dense": c.fisher(**mc_dense) @ v,
+        }
+        for name, call in {
+            "blockdiag": lambda: c.fisher(form="blockdiag"),
+            "noise_full": lambda: fl.noise.FisherNoise(
+                model, fl.Categorical(), X[shard], y[shard]
+            ).sample(torch.Generator().manual_seed(0)),
+        }.items():
+            try:
+                call()
+                out[name] = "no error"
+            except NotImplementedError as error:
+                out[name] = str(error)
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_structured_forms_sum_over_ranks_or_refuse(tmp_path):
+    mp.spawn(_structured_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    model, X, y = _problem()
+    kfac = fl.Curvature(model, fl.Categorical(), X, y).fisher(form="kfac").to_dense()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(got["kfac"], kfac, rtol=1e-12, atol=1e-14)
+        # the same draws on each rank: the operator sums over ranks like the dense form
+        torch.testing.assert_close(got["mc_operator"], got["mc_dense"], rtol=1e-12, atol=1e-14)
+        for name in ("blockdiag", "noise_full"):
+            assert "torch.distributed" in got[name], (name, got[name])
+
+
 def test_distributed_true_without_a_group_is_an_error():
     model, X, y = _problem()
     with pytest.raises(ValueError, match="torch.distributed"):

@@ -8,7 +8,9 @@ their sample counts with ``all_reduce``. Any backend works (``gloo`` on CPUs).
 Every rank must call the same methods in the same order (they are collective
 operations), and matrix-free operators must be applied on every rank alike.
 Per-sample outputs (``per_sample_gradients``, ``per_sample_losses``) stay local to the
-rank. Monte-Carlo labels are drawn by each rank from its own generator.
+rank. Monte-Carlo labels are drawn by each rank from its own generator. ``form="blockdiag"``
+and the ``structure="full"`` noise samplers of :mod:`fisherlab.noise` do not sum over
+ranks and raise ``NotImplementedError``.
 """
 
 from __future__ import annotations

@@ -179,6 +179,12 @@ class NoiseSampler(ABC):
     # -- backpropagation of output weights -------------------------------------------------
     def _sample_full(self, n: int, generator: torch.Generator | None) -> Tensor:
         r""":math:`\sqrt{c} \sum_{\text{batches}} \sum_n J_n^\top W_n` for ``n`` draws."""
+        if self.curvature.distributed:
+            raise NotImplementedError(
+                f"{type(self).__name__}: structure='full' does not sum over torch.distributed "
+                "ranks (each rank would draw noise from its own shard only); use "
+                "structure='diag', 'kfac' or 'trace'"
+            )
         fm = self.curvature.functional_model
         theta = fm.flat_params()
         total = torch.zeros(n, fm.num_params, dtype=theta.dtype, device=theta.device)

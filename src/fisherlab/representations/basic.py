@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from fisherlab import distributed as fl_distributed
 from fisherlab.quantities import (
     Quantity,
     QuantitySpec,
@@ -99,6 +100,8 @@ def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
                 batch_matvec(fm, X, y, spec, V, mc_factor=Q)
                 for (X, y), Q in zip(batches, factors, strict=True)
             )
+            if curvature.distributed:
+                total = fl_distributed.all_reduce_sum(total)
             return curvature.normalize(total)
     else:
 

@@ -172,7 +172,18 @@ def _row_chunks(curvature: Curvature, spec: QuantitySpec):
 def compute_blockdiag(
     curvature: Curvature, spec: QuantitySpec, grouping: str = "layer"
 ) -> BlockDiagonal:
-    """Compute the quantity of ``spec`` as a :class:`BlockDiagonal` (see the module docstring)."""
+    """Compute the quantity of ``spec`` as a :class:`BlockDiagonal` (see the module docstring).
+
+    Raises
+    ------
+    NotImplementedError
+        Under :mod:`torch.distributed` (the blocks would hold only this rank's samples).
+    """
+    if curvature.distributed:
+        raise NotImplementedError(
+            "form='blockdiag' does not sum over torch.distributed ranks; use form='dense', "
+            "'diag', 'operator' or 'kfac', or Curvature(..., distributed=False) on all data"
+        )
     fm = curvature.functional_model
     theta = fm.flat_params()
     blocks = [Block(name, index) for name, index in _groups(curvature, grouping)]

@@ -65,6 +65,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from fisherlab import distributed as fl_distributed
 from fisherlab.quantities import Quantity, QuantitySpec, exact_factors, mc_factors
 from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
 from fisherlab.representations.registry import register_form
@@ -370,6 +371,15 @@ def compute_kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
             if term is not None:
                 G_sum[name] = term if G_sum[name] is None else G_sum[name] + term
         del raw, outputs
+    if curvature.distributed:  # sums over samples: add up the ranks' shards
+        for sums in (A_sum, G_sum):
+            for name, total in sums.items():
+                if total is None:
+                    raise NotImplementedError(
+                        f"kfac under torch.distributed: layer {name!r} got no contribution "
+                        "on this rank"
+                    )
+                fl_distributed.all_reduce_sum(total)
     for block in blocks:
         if A_sum[block.name] is None:
             raise ValueError(f"kfac: layer {block.name!r} is not used in the forward pass")
