@@ -221,6 +221,30 @@ def test_param_groups_share_one_monte_carlo_fisher():
     torch.testing.assert_close(flat_params(model), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("form", ["operator", "dense"])
+def test_param_groups_precondition_at_the_same_parameters(form):
+    """Every group's direction is computed before any parameter moves (matrix-free too)."""
+    model, X, y = make_problem(seed=7)
+    first, second = list(model.parameters())[:2], list(model.parameters())[2:]
+    opt = PreconditionedGD(
+        [{"params": first, "damping": 0.5}, {"params": second, "damping": 2.0}],
+        model,
+        fl.likelihoods.Categorical(),
+        lr=0.1,
+        form=form,
+    )
+    theta = flat_params(model).clone()
+    c = fl.Curvature(model, fl.likelihoods.Categorical(), X, y)
+    grad, F = c.gradient(), c.fisher()
+    opt.step(X, y)
+    eye = torch.eye(len(theta), dtype=DT)
+    d1 = torch.linalg.solve(F + 0.5 * eye, grad)
+    d2 = torch.linalg.solve(F + 2.0 * eye, grad)
+    k = sum(p.numel() for p in first)
+    expected = theta - 0.1 * torch.cat([d1[:k], d2[k:]])
+    torch.testing.assert_close(flat_params(model), expected, rtol=0, atol=1e-10)
+
+
 # -- NGD on linear-Gaussian problems ---------------------------------------------------------
 def _linear_gaussian(seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -218,12 +218,14 @@ class PreconditionedGD(torch.optim.Optimizer):
         gradient = curvature.gradient()
         # one matrix per step, shared by all groups (one Monte-Carlo draw per step)
         matrix = None if self.preconditioner == "identity" else self._matrix(curvature)
+        # every direction before any parameter moves: matrix-free forms evaluate lazily
         directions: dict[float, Tensor] = {}
         for group in self.param_groups:
             damping = group["damping"]
             if damping not in directions:
                 directions[damping] = self._direction(curvature, matrix, gradient, damping)
-            direction = directions[damping]
+        for group in self.param_groups:
+            direction = directions[group["damping"]]
             for p in group["params"]:
                 start, stop = self._offsets[id(p)]
                 p.add_(direction[start:stop].view_as(p), alpha=-group["lr"])
