@@ -162,3 +162,30 @@ def test_form_enum_and_custom_form():
         registry._BUILDERS.pop("trace_for_test")
     with pytest.raises(ValueError, match="unknown form 'trace_for_test'; available forms:"):
         c.fisher(form="trace_for_test")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: c.ggn(form="operator"),
+        lambda c: c.covariance(form="operator"),
+        lambda c: c.fisher(form="operator", mc_samples=2, generator=torch.Generator()),
+    ],
+    ids=["ggn", "covariance", "fisher_mc"],
+)
+def test_operator_refuses_use_after_the_parameters_changed(make):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+    ).double()
+    X, y = torch.randn(6, 3, dtype=torch.float64), torch.randint(0, 2, (6,))
+    c = fl.Curvature(model, fl.Categorical(), X, y)
+    op = make(c)
+    v = torch.ones(c.num_params, dtype=torch.float64)
+    op @ v
+    with torch.no_grad():
+        model[0].weight.add_(0.1)
+    with pytest.raises(ValueError, match="parameters changed"):
+        op @ v
+    with pytest.raises(ValueError, match="parameters changed"):
+        op.solve(v, damping=1.0)

@@ -77,7 +77,11 @@ def diag(curvature: Curvature, spec: QuantitySpec) -> Tensor:
 
 @register_form("operator")
 def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
-    """A matrix-free operator: products by Jacobian-vector and vector-Jacobian products."""
+    """A matrix-free operator: products by Jacobian-vector and vector-Jacobian products.
+
+    The operator represents the quantity at the parameters it was created at: a product
+    after the model's parameters changed raises ``ValueError``.
+    """
     fm = curvature.functional_model
     name = spec.kind.value
     if spec.kind is Quantity.VARIANCE:
@@ -111,4 +115,14 @@ def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
             )
 
     theta = fm.flat_params()
-    return CurvatureOperator(matmat, fm.num_params, theta.dtype, theta.device, name=name)
+
+    def checked(V: Tensor) -> Tensor:
+        # parts of an operator (gradient, sampled labels) are fixed when it is created
+        if not torch.equal(fm.flat_params(), theta):
+            raise ValueError(
+                f"{name} operator: the model's parameters changed since the operator was "
+                "created; create a new one at the current parameters"
+            )
+        return matmat(V)
+
+    return CurvatureOperator(checked, fm.num_params, theta.dtype, theta.device, name=name)
