@@ -118,7 +118,9 @@ def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
 
     def checked(V: Tensor) -> Tensor:
         # parts of an operator (gradient, sampled labels) are fixed when it is created
-        if not torch.equal(fm.flat_params(), theta):
+        current = fm.flat_params()
+        unchanged = (current == theta) | (current.isnan() & theta.isnan())  # NaN: checked later
+        if not bool(unchanged.all()):
             raise ValueError(
                 f"{name} operator: the model's parameters changed since the operator was "
                 "created; create a new one at the current parameters"
