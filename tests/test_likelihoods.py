@@ -221,3 +221,21 @@ def test_from_loss_rejects_other_modules(loss_fn):
 def test_from_loss_rejects_options_that_are_not_likelihoods(loss_fn, phrase):
     with pytest.raises(ValueError, match=phrase):
         fl.likelihoods.from_loss(loss_fn)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_categorical_accepts_any_integer_label_dtype(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 4).double()
+    X, y = torch.randn(5, 3, dtype=torch.float64), torch.randint(0, 4, (5,))
+    lik = fl.likelihoods.Categorical()
+    expected = fl.Curvature(model, lik, X, y)
+    got = fl.Curvature(model, lik, X, y.to(dtype))
+    assert_close(got.gradient(), expected.gradient())
+    assert_close(got.per_sample_gradients(), expected.per_sample_gradients())
+    assert_close(got.ggn(form="diag"), expected.ggn(form="diag"))
+    v = torch.ones(got.num_params, dtype=torch.float64)
+    assert_close(got.ggn(form="operator") @ v, expected.ggn(form="operator") @ v)
+    assert_close(
+        got.empirical_fisher(form="kfac").to_dense(), expected.empirical_fisher("kfac").to_dense()
+    )

@@ -226,8 +226,9 @@ class Categorical(Likelihood):
     name = "Categorical"
 
     def flatten_targets(self, y: Tensor) -> Tensor:
-        """Class indices stay a ``(N,)`` vector."""
-        return y
+        """Class indices stay a ``(N,)`` vector; integer labels of any width become int64."""
+        integer = not (torch.is_floating_point(y) or torch.is_complex(y) or y.dtype == torch.bool)
+        return y.long() if integer else y
 
     def check_targets(self, f: Tensor, y: Tensor) -> None:
         """Targets must be integer class indices in ``[0, C)`` of shape ``(N,)``."""
