@@ -142,7 +142,10 @@ def _two_tasks(fisher):
     yB = XB @ torch.tensor([[0.0], [0.0], [-2.0], [3.0], [3.0]], dtype=DT)
     model = torch.nn.Linear(5, 1, bias=False).to(DT)
     with torch.no_grad():  # task A solved exactly (noiseless, so its residuals vanish)
-        model.weight.copy_(torch.linalg.lstsq(XA, yA).solution.T)
+        # least squares on task A's own inputs: XA's last two columns are zero, and a
+        # rank-deficient solve would leave those weights to the LAPACK driver
+        model.weight.zero_()
+        model.weight[:, :3] = torch.linalg.lstsq(XA[:, :3], yA).solution.T
     loss_a = lambda: (0.5 * ((model(XA) - yA) ** 2).mean()).item()  # noqa: E731
     before = loss_a()
     penalty = None
