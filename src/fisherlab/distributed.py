@@ -3,7 +3,8 @@
 Every quantity of :class:`fisherlab.Curvature` is a sum over samples divided by the total
 number of samples (or not divided, for ``reduction="sum"``), so data-parallel ranks that
 each hold a shard of the data compute the global quantity by summing their batch sums and
-their sample counts with ``all_reduce``. Any backend works (``gloo`` on CPUs).
+their sample counts with ``all_reduce`` (tested with the ``gloo`` backend on CPUs; the
+counts are reduced as CPU tensors, which NCCL does not accept).
 
 Every rank must call the same methods in the same order (they are collective
 operations), and matrix-free operators must be applied on every rank alike.

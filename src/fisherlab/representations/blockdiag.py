@@ -196,7 +196,9 @@ def compute_blockdiag(
             for X, y in curvature.batches():
                 for start in range(0, block.size, 256):
                     cols = block.index[start : start + 256]
-                    E = torch.zeros(fm.num_params, cols.numel(), dtype=theta.dtype)
+                    E = torch.zeros(
+                        fm.num_params, cols.numel(), dtype=theta.dtype, device=theta.device
+                    )
                     E[cols, torch.arange(cols.numel())] = 1.0
                     total[:, start : start + cols.numel()] += fm.hessian_matvec(X, y, E)[
                         block.index
