@@ -1,0 +1,44 @@
+"""Every ```python block of every page in docs/ runs, in order, in one namespace per page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(page: Path) -> list[str]:
+    """Return the code of the page's ```python blocks, in order."""
+    return BLOCK.findall(page.read_text(encoding="utf-8"))
+
+
+def test_docs_exist():
+    names = {p.name for p in PAGES}
+    expected = {
+        "README.md",
+        "quickstart.md",
+        "conventions.md",
+        "structured.md",
+        "optimizers.md",
+        "fast_engine.md",
+        "experiments.md",
+    }
+    assert expected <= names, expected - names
+    for name in expected - {"README.md"}:
+        assert python_blocks(DOCS / name), f"{name} has no python block"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_docs_page_runs(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anything a page writes goes to a temporary directory
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for number, code in enumerate(python_blocks(page), start=1):
+        try:
+            exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
+        except Exception as error:  # name the block that failed
+            raise AssertionError(f"{page.name}, python block {number} failed: {error!r}") from error
