@@ -10,15 +10,19 @@ from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Bernoulli, Categorical, Gaussian, from_loss
 from fisherlab.quantities import Quantity
 from fisherlab.representations import CurvatureOperator, available_forms, register_form
+from fisherlab.representations.blockdiag import BlockDiagonal
+from fisherlab.representations.kfac import KFAC
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bernoulli",
+    "BlockDiagonal",
     "Categorical",
     "Curvature",
     "CurvatureOperator",
     "Gaussian",
+    "KFAC",
     "Quantity",
     "available_forms",
     "from_loss",
