@@ -73,7 +73,9 @@ class Curvature:
     distributed : bool or None
         Sum the quantities over the ranks of the default :mod:`torch.distributed` group,
         each holding a shard of the data (see :mod:`fisherlab.distributed`). ``None``:
-        whenever a group is initialised.
+        whenever a group is initialised — then every rank must construct the object and
+        call the same methods (collective operations); pass ``distributed=False`` for a
+        quantity of one rank's data alone.
     engine : {"auto", "generic", "hooks"}
         How diagonals (``form="diag"`` of the EF, Fisher, MC Fisher, GGN, variance) are
         computed: ``"hooks"`` by the fast per-layer engine (:mod:`fisherlab.engine.hooks`;
