@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
+import torch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
@@ -37,7 +40,12 @@ def test_docs_exist():
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_docs_page_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything a page writes goes to a temporary directory
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    # the CLI examples would set the process-wide thread count; keep the test's own
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    # one module per page, so that dataclasses and pickling find the page's definitions
+    module = types.ModuleType(f"docs_{page.stem}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     for number, code in enumerate(python_blocks(page), start=1):
         try:
             exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
