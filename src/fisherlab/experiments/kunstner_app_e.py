@@ -25,7 +25,7 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.kunstner_fig3 import PUBLISHED
-from fisherlab.experiments.preconditioning import run_batch
+from fisherlab.experiments.preconditioning import linear_problem, run_batch
 from fisherlab.experiments.registry import register
 
 __all__ = ["AppEConfig", "EXPERIMENT"]
@@ -62,12 +62,9 @@ class AppEConfig:
 
 def run(cfg: AppEConfig, ctx: RunContext) -> dict[str, Any]:
     """NGD and EFGD from every starting point, with the Table D.5 hyperparameters."""
-    from fisherlab import datasets
-    from fisherlab.engine.glm import LinearModel
-    from fisherlab.likelihoods import Gaussian
-
-    data = datasets.load(cfg.dataset, add_bias=True)
-    model = LinearModel(data.X, data.y, Gaussian())
+    model, data = linear_problem(cfg.dataset)
+    if data.task != "regression":
+        raise ValueError(f"kunstner-app-e needs a regression data set, got {cfg.dataset!r}")
     optimum = torch.linalg.lstsq(data.X, data.y.unsqueeze(1)).solution[:, 0]
     optimal_loss = float(model.loss(optimum))
     generator = torch.Generator().manual_seed(cfg.seed)

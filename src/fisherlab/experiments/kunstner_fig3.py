@@ -33,7 +33,13 @@ from typing import Any
 import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
-from fisherlab.experiments.preconditioning import METHODS, log10_grid, run_batch, select
+from fisherlab.experiments.preconditioning import (
+    METHODS,
+    linear_problem,
+    log10_grid,
+    run_batch,
+    select,
+)
 from fisherlab.experiments.registry import register
 
 __all__ = ["Fig3Config", "EXPERIMENT", "PUBLISHED"]
@@ -94,16 +100,6 @@ class Fig3Config:
         if quick:
             return cls(lr_grid=(-8.0, 2.0, 81), damping_grid=(-10.0, -2.0, 17))
         return cls()
-
-
-def _problem(name: str, add_bias: bool):
-    from fisherlab import datasets
-    from fisherlab.engine.glm import LinearModel
-    from fisherlab.likelihoods import Bernoulli, Gaussian
-
-    data = datasets.load(name, add_bias=add_bias)
-    likelihood = Gaussian() if data.task == "regression" else Bernoulli()
-    return LinearModel(data.X, data.y.to(data.X.dtype), likelihood), data
 
 
 def _grid_search(
@@ -179,7 +175,7 @@ def run(cfg: Fig3Config, ctx: RunContext) -> dict[str, Any]:
     results: dict[str, Any] = {"selected": {}, "published": {}, "grid": {}, "curves": {}}
     rows = []
     for name in cfg.datasets:
-        model, data = _problem(name, cfg.add_bias)
+        model, data = linear_problem(name, cfg.add_bias)
         finals = _grid_search(cfg, ctx, name, model)
         results["grid"][name] = {
             method: [[lr, damping, loss] for (lr, damping), loss in cells.items()]

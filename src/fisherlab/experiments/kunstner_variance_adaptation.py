@@ -38,7 +38,7 @@ from torch import Tensor
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.kunstner_fig3 import PUBLISHED
-from fisherlab.experiments.preconditioning import run_batch
+from fisherlab.experiments.preconditioning import linear_problem, run_batch
 from fisherlab.experiments.registry import register
 
 __all__ = ["VarianceAdaptationConfig", "EXPERIMENT", "expected_error"]
@@ -151,17 +151,12 @@ def _loglog_slope(x: list[float], y: list[float], points: int) -> float:
 
 def run(cfg: VarianceAdaptationConfig, ctx: RunContext) -> dict[str, Any]:
     """Expected errors along NGD's path and step norms along a ray, per data set."""
-    from fisherlab import datasets
-    from fisherlab.engine.glm import LinearModel
-    from fisherlab.likelihoods import Bernoulli, Gaussian
-
     results: dict[str, Any] = {"path": {}, "ray": {}}
     error_rows, slope_rows = [], []
     decade = max(2, (cfg.ray_points - 1) // 5 + 1)
     for name in ctx.progress(cfg.datasets, total=len(cfg.datasets), desc="variance adaptation"):
-        data = datasets.load(name, add_bias=True)
+        model, data = linear_problem(name)
         regression = data.task == "regression"
-        model = LinearModel(data.X, data.y, Gaussian() if regression else Bernoulli())
         path = _errors_along_path(model, cfg, name)
         results["path"][name] = path
         plain = torch.tensor(path["errors"]["plain"])

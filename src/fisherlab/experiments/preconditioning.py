@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,9 +24,31 @@ from torch import Tensor
 from fisherlab.engine.glm import LinearModel
 from fisherlab.optim.preconditioned import damped_direction, preconditioned_update
 
-__all__ = ["METHODS", "Trajectory", "run_batch", "preconditioner", "log10_grid", "select"]
+__all__ = [
+    "METHODS",
+    "Trajectory",
+    "linear_problem",
+    "run_batch",
+    "preconditioner",
+    "log10_grid",
+    "select",
+]
 
 METHODS = ("GD", "NGD", "EFGD")
+
+
+def linear_problem(name: str, add_bias: bool = True) -> tuple[LinearModel, Any]:
+    """The linear model of the protocol on data set ``name`` and the data set itself.
+
+    Least squares (Gaussian, σ = 1) for regression, logistic regression (Bernoulli) for
+    binary classification; raw features, a column of ones appended last if ``add_bias``.
+    """
+    from fisherlab import datasets
+    from fisherlab.likelihoods import Bernoulli, Gaussian
+
+    data = datasets.load(name, add_bias=add_bias)
+    likelihood = Gaussian() if data.task == "regression" else Bernoulli()
+    return LinearModel(data.X, data.y.to(data.X.dtype), likelihood), data
 
 
 def log10_grid(start: float, stop: float, num: int) -> list[float]:
