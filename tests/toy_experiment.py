@@ -82,8 +82,19 @@ def claims(results: dict) -> list[Claim]:
             measured=f"total = {results['total']:.3g}",
             holds=results["total"] > 0,
             source="Toy et al. 2024, Eq. 1",
+            criterion="the total of the cells is above 0",
+            premise="at least one cell ran",
+            premise_holds=len(results["values"]) > 0,
         ),
-        Claim("Undecidable toy claim.", "nothing measured", None, "Toy et al. 2024, Fig. 2"),
+        Claim(
+            "Undecidable toy claim.",
+            "nothing measured",
+            None,
+            "Toy et al. 2024, Fig. 2",
+            criterion="never decided",
+            premise="a measurement exists",
+            premise_holds=True,
+        ),
     ]
 
 

@@ -99,7 +99,7 @@ def test_to_jsonable_and_atomic_write(tmp_path):
         "a": np.arange(3),
         "tup": (1, "x"),
         "p": Path("x/y"),
-        "c": Claim("c", "m", None, "s"),
+        "c": Claim("c", "m", None, "s", criterion="r", premise="p", premise_holds=True),
     }
     out = to_jsonable(obj)
     assert out == {
@@ -108,7 +108,16 @@ def test_to_jsonable_and_atomic_write(tmp_path):
         "a": [0, 1, 2],
         "tup": [1, "x"],
         "p": "x/y",
-        "c": {"claim": "c", "measured": "m", "holds": None, "source": "s"},
+        "c": {
+            "claim": "c",
+            "measured": "m",
+            "holds": None,
+            "source": "s",
+            "criterion": "r",
+            "premise": "p",
+            "premise_holds": True,
+            "scale": "",
+        },
     }
     atomic_write_json(tmp_path / "r.json", obj)
     assert _json(tmp_path / "r.json") == out

@@ -9,17 +9,20 @@ are thin layers on top.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "NOT_DECIDABLE",
+    "SCALES",
     "CellStore",
     "Claim",
     "Experiment",
@@ -30,9 +33,22 @@ __all__ = [
 ]
 
 
+SCALES = ("quick", "full")
+
+NOT_DECIDABLE = "not decidable: the premise does not hold"
+
+
 @dataclass(frozen=True)
 class Claim:
-    """One statement of a paper, checked against our own numbers.
+    """One statement of a paper, checked against our own numbers by a rule fixed in advance.
+
+    A claim is a test that could have failed: ``criterion`` is the decision rule, written
+    before the run (thresholds come from the paper's statement or from statistics: seeds,
+    standard errors, confidence intervals; never from where the number fell), and
+    ``premise`` is what the setup must show for the test to mean anything (the effect
+    exists, the mechanism is active, the selected value is not on the edge of its grid).
+    When the premise fails the verdict is not decidable: ``holds`` is forced to ``None``
+    and ``measured`` says so, whatever the claim function passed.
 
     Attributes
     ----------
@@ -41,16 +57,49 @@ class Claim:
     measured : str
         What we measured, with the numbers.
     holds : bool or None
-        Whether the measurement supports the claim; ``None`` when it is not decidable at
-        the scale that was run.
+        Whether the measurement meets the criterion; ``None`` when it is not decidable.
     source : str
         Where the claim is made, e.g. ``"Kunstner et al. 2019, Fig. 3"``.
+    criterion : str
+        The decision rule in one sentence, e.g. "mean final loss of A below B by more than
+        2 standard errors over 5 seeds".
+    premise : str
+        What the setup must show for the criterion to be meaningful.
+    premise_holds : bool
+        Whether the setup showed it.
+    scale : str
+        ``"quick"`` (a smoke run) or ``"full"``; stamped by the runner, empty until then.
     """
 
     claim: str
     measured: str
     holds: bool | None
     source: str
+    criterion: str
+    premise: str
+    premise_holds: bool
+    scale: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("claim", "criterion", "premise"):
+            if not str(getattr(self, name)).strip():
+                raise ValueError(f"Claim.{name} must be a non-empty sentence")
+        holds = None if self.holds is None else bool(self.holds)
+        premise_holds = bool(self.premise_holds)
+        measured = str(self.measured)
+        if not premise_holds and holds is not None:
+            holds = None
+        if not premise_holds and NOT_DECIDABLE not in measured:
+            measured = f"{measured} — {NOT_DECIDABLE} ({self.premise})"
+        if self.scale not in ("", *SCALES):
+            raise ValueError(f"Claim.scale must be one of {SCALES}, got {self.scale!r}")
+        object.__setattr__(self, "holds", holds)
+        object.__setattr__(self, "premise_holds", premise_holds)
+        object.__setattr__(self, "measured", measured)
+
+    def at_scale(self, scale: str) -> Claim:
+        """Return a copy stamped with ``scale`` (``"quick"`` or ``"full"``)."""
+        return dataclasses.replace(self, scale=scale)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the claim as a JSON-able dict."""
@@ -59,6 +108,10 @@ class Claim:
             "measured": self.measured,
             "holds": self.holds,
             "source": self.source,
+            "criterion": self.criterion,
+            "premise": self.premise,
+            "premise_holds": self.premise_holds,
+            "scale": self.scale,
         }
 
     @classmethod
@@ -69,6 +122,10 @@ class Claim:
             measured=str(d["measured"]),
             holds=d.get("holds"),
             source=str(d.get("source", "")),
+            criterion=str(d.get("criterion") or "not recorded"),
+            premise=str(d.get("premise") or "not recorded"),
+            premise_holds=bool(d.get("premise_holds", True)),
+            scale=str(d.get("scale", "")),
         )
 
 
@@ -101,6 +158,9 @@ class Experiment:
         from the results only (no recomputation).
     needs_download : tuple of str
         Names of data sets that must be downloaded (not available offline by default).
+    captions : dict of str to str
+        Caption of each figure, keyed by PNG file name: the paper figure it reproduces and
+        what is plotted. The report prints it under the figure.
     """
 
     name: str
@@ -112,6 +172,7 @@ class Experiment:
     plot: Callable[[dict, Path], list[Path]]
     claims: Callable[[dict], list[Claim]]
     needs_download: tuple[str, ...] = ()
+    captions: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -479,7 +479,8 @@ def run_experiment(
         bad = [c for c in claims if not isinstance(c, Claim)]
         if bad:
             raise TypeError(f"claims() of {exp.name!r} must return Claim objects, got {bad[0]!r}")
-        atomic_write_json(run_dir / "claims.json", [c.to_dict() for c in claims])
+        scale = "quick" if quick else "full"
+        atomic_write_json(run_dir / "claims.json", [c.at_scale(scale).to_dict() for c in claims])
     except KeyboardInterrupt:
         finish("interrupted")
         raise
