@@ -10,11 +10,13 @@ are thin layers on top.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ __all__ = [
     "Experiment",
     "RunContext",
     "atomic_write_json",
+    "config_tag",
     "atomic_write_text",
     "to_jsonable",
 ]
@@ -221,12 +224,20 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"object of type {type(obj).__name__} is not JSON-serializable")
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file in the same dir + replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -250,8 +261,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 def _key_to_filename(key: str) -> str:
     """Map a cell key to a file name that is safe on every file system and unique."""
-    import hashlib
-
     safe = _SAFE.sub("_", key).strip("._") or "cell"
     if safe != key or len(safe) > 120:
         digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
@@ -264,54 +273,77 @@ class CellStore:
 
     A "cell" is one independent unit of an experiment (one seed, one learning rate, one
     data set, ...). Cells are written atomically under ``root`` as they complete, so a
-    run that is interrupted resumes from the completed cells.
+    run that is interrupted resumes from the completed cells. Each cell records the
+    ``tag`` of the config it was computed under; a cell with another tag, or a file that
+    cannot be read (truncated, not JSON), counts as absent and is recomputed, with a
+    warning that names the file.
 
     Parameters
     ----------
     root : Path
         Directory holding the cell files (``out_dir/cells/<name>/``); created on demand.
+    tag : str, optional
+        Fingerprint of the config the cells belong to (see :func:`config_tag`).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tag: str = "") -> None:
         self.root = Path(root)
+        self.tag = str(tag)
 
     def _path(self, key: str) -> Path:
         return self.root / _key_to_filename(str(key))
+
+    def _read(self, path: Path) -> dict | None:
+        """The record in ``path`` if it is readable and of this store's config, else ``None``."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            if not isinstance(record, dict) or "key" not in record or "value" not in record:
+                raise ValueError("not a cell record")
+        except (OSError, ValueError) as exc:
+            warnings.warn(
+                f"cell file {path} is unreadable ({exc}); the cell is recomputed",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        if record.get("config", "") != self.tag:
+            return None
+        return record
 
     def get(self, key: str) -> dict | None:
         """Return the stored value of ``key``, or ``None`` if the cell is not complete."""
         path = self._path(key)
         if not path.is_file():
             return None
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-        return record["value"]
+        record = self._read(path)
+        return None if record is None else record["value"]
 
     def put(self, key: str, value: dict) -> None:
         """Store ``value`` (JSON-able) as the result of cell ``key``, atomically."""
-        atomic_write_json(self._path(key), {"key": str(key), "value": value})
+        atomic_write_json(self._path(key), {"key": str(key), "config": self.tag, "value": value})
 
     def __contains__(self, key: object) -> bool:
-        return self._path(str(key)).is_file()
+        return self.get(str(key)) is not None
 
     def keys(self) -> list[str]:
-        """Return the keys of all completed cells, sorted."""
+        """Return the keys of all completed cells of this config, sorted."""
         if not self.root.is_dir():
             return []
-        out = []
-        for p in self.root.glob("*.json"):
-            try:
-                with open(p, encoding="utf-8") as f:
-                    out.append(str(json.load(f)["key"]))
-            except (OSError, ValueError, KeyError):
-                continue
-        return sorted(out)
+        records = (self._read(p) for p in self.root.glob("*.json"))
+        return sorted(str(r["key"]) for r in records if r is not None)
 
     def __len__(self) -> int:
         return len(self.keys())
 
     def __repr__(self) -> str:
         return f"CellStore({str(self.root)!r})"
+
+
+def config_tag(record: Any) -> str:
+    """Fingerprint of a config record: the first 16 hex digits of its JSON's SHA-256."""
+    text = json.dumps(to_jsonable(record), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class RunContext:
@@ -327,10 +359,20 @@ class RunContext:
         Whether the reduced (quick) scale runs.
     show_progress : bool, optional
         Show progress bars; they are shown only if additionally stderr is a TTY.
+    config_tag : str, optional
+        Fingerprint of the run's config; the cell stores keep cells of this config only.
     """
 
-    def __init__(self, out_dir: Path, seed: int, quick: bool, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        seed: int,
+        quick: bool,
+        show_progress: bool = True,
+        config_tag: str = "",
+    ) -> None:
         self.out_dir = Path(out_dir)
+        self.config_tag = str(config_tag)
         self.seed = int(seed)
         self.quick = bool(quick)
         self.show_progress = bool(show_progress)
@@ -349,7 +391,7 @@ class RunContext:
     def cells(self, name: str) -> CellStore:
         """Return the resumable cell store ``out_dir/cells/<name>/``."""
         safe = _SAFE.sub("_", name).strip("._") or "cells"
-        return CellStore(self.out_dir / "cells" / safe)
+        return CellStore(self.out_dir / "cells" / safe, tag=self.config_tag)
 
     def log(self, message: str) -> None:
         """Print a status message to stderr."""

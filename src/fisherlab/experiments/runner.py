@@ -24,6 +24,7 @@ import shutil
 import time
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,8 +35,10 @@ from fisherlab.experiments.base import (
     Experiment,
     RunContext,
     atomic_write_json,
+    config_tag,
     to_jsonable,
 )
+from fisherlab.experiments.lock import RunDirectoryLock
 from fisherlab.experiments.registry import get
 
 __all__ = [
@@ -376,6 +379,7 @@ def run_experiment(
     *,
     fresh: bool = False,
     show_progress: bool = True,
+    reuse: bool = False,
 ) -> Path:
     """Run experiment ``name`` into ``out_dir/name/`` and return that directory.
 
@@ -395,6 +399,10 @@ def run_experiment(
         Delete an existing run directory first (required when its config differs).
     show_progress : bool
         Show progress bars (only on a TTY).
+    reuse : bool
+        If the run directory holds a finished run of the same config, keep its results,
+        re-evaluate its claims and return (``run.json`` then has ``"reused": true``).
+        Otherwise completed cells are reused and the rest is computed.
 
     Returns
     -------
@@ -411,6 +419,8 @@ def run_experiment(
         Invalid overrides.
     ConfigMismatchError
         The run directory holds a run with a different config and ``fresh`` is false.
+    RunLockedError
+        Another live process is writing into the run directory.
     Exception
         Whatever the experiment raised (recorded as ``"failed: ..."`` in ``run.json``).
     """
@@ -418,21 +428,89 @@ def run_experiment(
     config = build_config(exp, quick, seed, overrides)
     record = _config_record(exp, config, quick, seed)
     run_dir = Path(out_dir) / exp.name
-    config_path = run_dir / "config.json"
+    with RunDirectoryLock(run_dir):
+        if run_dir.exists() and fresh:
+            shutil.rmtree(run_dir)
+        else:
+            _check_config(exp, run_dir, record)
+            if reuse and _reuse_finished(exp, run_dir, quick):
+                return run_dir
+        return _run_locked(exp, config, record, run_dir, quick, seed, show_progress)
 
-    if run_dir.exists() and fresh:
-        shutil.rmtree(run_dir)
-    elif config_path.is_file():
+
+def _read_config(config_path: Path) -> Any:
+    """The config record in ``config_path``; ``None`` (with a warning) if it is unreadable."""
+    if not config_path.is_file():
+        return None
+    try:
         with open(config_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old != record:
-            changes = "; ".join(_diff(old, record)) or "(unreadable difference)"
-            raise ConfigMismatchError(
-                f"{run_dir} holds a run of {exp.name!r} with a different config ({changes}). "
-                "Use --fresh to delete it and start over, or choose another --out directory."
-            )
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        warnings.warn(
+            f"{config_path} is unreadable ({exc}); it is rewritten, and cells of other "
+            "configs are recomputed",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _write_claims(exp: Experiment, results: dict, run_dir: Path, quick: bool) -> None:
+    """Evaluate the experiment's claims on ``results`` and write ``claims.json``."""
+    claims = exp.claims(results)
+    bad = [c for c in claims if not isinstance(c, Claim)]
+    if bad:
+        raise TypeError(f"claims() of {exp.name!r} must return Claim objects, got {bad[0]!r}")
+    scale = "quick" if quick else "full"
+    atomic_write_json(run_dir / "claims.json", [c.at_scale(scale).to_dict() for c in claims])
+
+
+def _check_config(exp: Experiment, run_dir: Path, record: dict) -> None:
+    """Raise :class:`ConfigMismatchError` if ``run_dir`` holds a run of another config."""
+    old = _read_config(run_dir / "config.json")
+    if old is not None and old != record:
+        changes = "; ".join(_diff(old, record)) or "(unreadable difference)"
+        raise ConfigMismatchError(
+            f"{run_dir} holds a run of {exp.name!r} with a different config ({changes}). "
+            "Use --fresh to delete it and start over, or choose another --out directory."
+        )
+
+
+def _reuse_finished(exp: Experiment, run_dir: Path, quick: bool) -> bool:
+    """Reuse a finished run (of the checked config): re-evaluate its claims, keep its results."""
+    info = read_run_status(run_dir)
+    if not info or info.get("status") != "ok":
+        return False
+    try:
+        with open(run_dir / "results.json", encoding="utf-8") as f:
+            results = json.load(f)
+        _write_claims(exp, results, run_dir, quick)
+    except Exception as exc:  # results of an older version: run again
+        warnings.warn(
+            f"the finished run in {run_dir} cannot be reused ({type(exc).__name__}: {exc}); "
+            "it runs again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    info["reused"] = True
+    info["captions"] = dict(exp.captions)
+    atomic_write_json(run_dir / "run.json", info)
+    return True
+
+
+def _run_locked(
+    exp: Experiment,
+    config: Any,
+    record: dict,
+    run_dir: Path,
+    quick: bool,
+    seed: int,
+    show_progress: bool,
+) -> Path:
+    """Run ``exp`` into ``run_dir`` (whose lock the caller holds)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_path, record)
+    atomic_write_json(run_dir / "config.json", record)
 
     info: dict[str, Any] = {
         "experiment": exp.name,
@@ -446,6 +524,8 @@ def run_experiment(
         "finished": None,
         "wall_time_s": None,
         "figures": [],
+        "captions": dict(exp.captions),
+        "reused": False,
         "versions": _versions(),
     }
     atomic_write_json(run_dir / "run.json", info)
@@ -462,7 +542,13 @@ def run_experiment(
         finish(f"{SKIPPED}: {skip}")
         return run_dir
 
-    ctx = RunContext(run_dir, seed=seed, quick=quick, show_progress=show_progress)
+    ctx = RunContext(
+        run_dir,
+        seed=seed,
+        quick=quick,
+        show_progress=show_progress,
+        config_tag=config_tag(record),
+    )
     try:
         results = exp.run(config, ctx)
         if not isinstance(results, dict):
@@ -475,12 +561,7 @@ def run_experiment(
             results = json.load(f)
         figures = _plot(exp, results, run_dir)
         info["figures"] = [_relative_to(p, run_dir) for p in figures]
-        claims = exp.claims(results)
-        bad = [c for c in claims if not isinstance(c, Claim)]
-        if bad:
-            raise TypeError(f"claims() of {exp.name!r} must return Claim objects, got {bad[0]!r}")
-        scale = "quick" if quick else "full"
-        atomic_write_json(run_dir / "claims.json", [c.at_scale(scale).to_dict() for c in claims])
+        _write_claims(exp, results, run_dir, quick)
     except KeyboardInterrupt:
         finish("interrupted")
         raise
