@@ -8,12 +8,24 @@ from fisherlab.plotting import METHOD_COLORS, method_color, new_figure, save_fig
 from fisherlab.report import collect_runs, render_report, write_report
 
 
-def _fake_run(root, name, status="ok", figure=True, claims=(), tables=None, title=None):
+def _fake_run(
+    root,
+    name,
+    status="ok",
+    figure=True,
+    claims=(),
+    tables=None,
+    title=None,
+    scale="full",
+    findings=(),
+    figures_extra=(),
+    captions=None,
+):
     run_dir = root / name
     run_dir.mkdir(parents=True)
     atomic_write_json(
         run_dir / "config.json",
-        {"experiment": name, "scale": "full", "seed": 0, "config": {"lr": 0.125, "n": [1, 2]}},
+        {"experiment": name, "scale": scale, "seed": 0, "config": {"lr": 0.125, "n": [1, 2]}},
     )
     figures = []
     if figure:
@@ -21,6 +33,7 @@ def _fake_run(root, name, status="ok", figure=True, claims=(), tables=None, titl
         ax.plot([0, 1], [1, 0])
         save_figure(fig, run_dir / "curve.png")
         figures = ["curve.png"]
+    figures += list(figures_extra)
     atomic_write_json(
         run_dir / "run.json",
         {
@@ -28,22 +41,32 @@ def _fake_run(root, name, status="ok", figure=True, claims=(), tables=None, titl
             "title": title or f"Title of {name}",
             "paper": "Someone et al. 2020, Fig. 4",
             "description": f"Description of {name}.",
-            "scale": "full",
+            "scale": scale,
             "seed": 0,
             "status": status,
+            "captions": captions or {},
             "wall_time_s": 1.5,
             "figures": figures,
             "versions": {"fisherlab": "0.1.0"},
         },
     )
     if status == "ok":
-        atomic_write_json(run_dir / "results.json", {"tables": tables or {}})
-        atomic_write_json(run_dir / "claims.json", list(claims))
+        results = {"tables": tables or {}, "findings": list(findings)}
+        atomic_write_json(run_dir / "results.json", results)
+        atomic_write_json(run_dir / "claims.json", [dict(c, scale=scale) for c in claims])
     return run_dir
 
 
-def _claim(text, holds):
-    return {"claim": text, "measured": f"measured {text}", "holds": holds, "source": "S 2020"}
+def _claim(text, holds, premise_holds=True):
+    return {
+        "claim": text,
+        "measured": f"measured {text}",
+        "holds": holds,
+        "source": "S 2020",
+        "criterion": f"rule of {text}",
+        "premise": f"premise of {text}",
+        "premise_holds": premise_holds,
+    }
 
 
 def test_report_contents(tmp_path):
@@ -68,7 +91,8 @@ def test_report_contents(tmp_path):
     assert re.search(r"<b>2</b> experiments finished", summary)
     assert re.search(r"<b>3</b> claims", summary)
     assert re.search(r"<b>1</b> ✔", summary) and re.search(r"<b>1</b> ✘", summary)
-    assert re.search(r"<b>1</b> n/a", summary) and re.search(r"<b>1</b> skipped", summary)
+    assert re.search(r"<b>1</b> not decidable", summary)
+    assert re.search(r"<b>1</b> skipped", summary)
 
     # per experiment: title, paper, description, scale, config
     for text in ("Title of exp-a", "Someone et al. 2020, Fig. 4", "Description of exp-a."):
@@ -76,10 +100,11 @@ def test_report_contents(tmp_path):
     assert "scale <b>full</b>" in html
     assert "<th>lr</th><td>0.125</td>" in html and "<td>[1, 2]</td>" in html
 
-    # claims table with symbols, HTML escaped
-    assert re.search(r'class="holds">✔</td><td>S 2020', html)
+    # claims table with criterion, premise and symbols, HTML escaped
+    assert re.search(r'class="holds">✔</td>\s*<td>S 2020', html)
     assert re.search(r'class="fails">✘</td>', html)
-    assert re.search(r'class="na">n/a</td>', html)
+    assert re.search(r'class="na">not decidable</td>', html)
+    assert "rule of A holds" in html and "premise of A holds (met)" in html
     assert "B undecided &lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
 
     # figures embedded, tables rendered
@@ -131,3 +156,51 @@ def test_save_figure_atomic_and_colors(tmp_path):
     assert len({method_color(m) for m in ("GD", "NGD", "EFGD")}) == 3
     assert method_color("something new") == method_color("something new")
     json.dumps(METHOD_COLORS)
+
+
+def test_open_claims_are_summarised_with_links_and_findings_come_from_full_runs(tmp_path):
+    _fake_run(
+        tmp_path,
+        "exp-full",
+        claims=[_claim("F holds", True), _claim("F fails", False)],
+        findings=["Table 3 has a misprint"],
+    )
+    _fake_run(
+        tmp_path,
+        "exp-quick",
+        scale="quick",
+        claims=[_claim("Q fails", False), _claim("Q premise", None, premise_holds=False)],
+        findings=["quick note"],
+    )
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    top = html[: html.index('<section id="exp-full"')]
+    open_table = top[top.index('id="open-claims"') : top.index('id="findings"')]
+    assert 'href="#exp-full-claim-2"' in open_table and "F fails" in open_table
+    assert "Q fails" in open_table and "Q premise" in open_table
+    assert "F holds" not in open_table
+    findings = top[top.index('id="findings"') :]
+    assert "F fails" in findings and "Table 3 has a misprint" in findings
+    listed = findings[: findings.index("<details>")]
+    assert "Q fails" not in listed and "quick note" not in listed
+    assert "quick note" in findings[findings.index("<details>") :]
+    # quick verdicts are greyed and labelled; a failed premise is marked
+    assert re.search(r'<tr id="exp-quick-claim-1" class="smoke">', html)
+    assert re.search(r'<tr id="exp-full-claim-1" class="">', html)
+    assert "smoke run" in html and "(not met)" in html
+
+
+def test_only_png_files_inside_the_run_directory_are_embedded(tmp_path):
+    outside = tmp_path / "secret.png"
+    fig, ax = new_figure()
+    save_figure(fig, outside)
+    run_dir = _fake_run(
+        tmp_path,
+        "exp-a",
+        figures_extra=[str(outside), "../secret.png", "notes.txt"],
+        captions={"curve.png": "Fig. 4 of Someone et al.: the curve"},
+    )
+    (run_dir / "notes.txt").write_text("not an image")
+    runs = collect_runs(tmp_path)
+    assert [f["name"] for f in runs[0].figures] == ["curve"]
+    html = render_report(runs)
+    assert "<figcaption>Fig. 4 of Someone et al.: the curve</figcaption>" in html

@@ -1,9 +1,13 @@
 """Render every run in a results directory into one self-contained ``report.html``.
 
 For each run directory ``DIR/NAME/`` (see :mod:`fisherlab.experiments.runner`) the report
-shows the title, paper, description, scale, config, the figures (embedded as base64 PNG
-data URIs), the tables found in ``results["tables"]`` and the claims table; a summary of
-all claims is at the top, and skipped or failed runs are listed with their reasons.
+shows the title, paper, description, scale, config, the figures with their captions
+(embedded as base64 PNG data URIs; only PNG files inside the run directory are read), the
+tables found in ``results["tables"]`` and the claims table: claim, criterion, premise,
+measurement and verdict. At the top, a summary lists every claim that does not hold or is
+not decidable, linked to its section; a "Findings" section collects the claims that do not
+hold at full scale and the ``results["findings"]`` of full runs. Verdicts of quick runs are
+greyed and labelled as smoke runs. Skipped or failed runs are listed with their reasons.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ class RunRecord:
     figures: list[dict[str, str]] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    reused: bool = False
+
+    @property
+    def smoke(self) -> bool:
+        """Whether this is a quick (smoke) run, whose verdicts are not findings."""
+        return self.scale != "full"
 
     @property
     def state(self) -> str:
@@ -67,6 +78,25 @@ def _read_json(path: Path) -> Any:
 
 def _png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _figures(run_dir: Path, names: list[Any], captions: dict[str, Any]) -> list[dict[str, str]]:
+    """Embed the PNG figures named in ``run.json`` that lie inside ``run_dir``."""
+    root = run_dir.resolve()
+    out = []
+    for fig in names:
+        path = (run_dir / str(fig)).resolve()
+        if path.suffix.lower() != ".png" or not path.is_file() or not path.is_relative_to(root):
+            continue
+        caption = captions.get(path.name) or captions.get(str(fig)) or path.stem
+        out.append({"name": path.stem, "src": _png_data_uri(path), "caption": str(caption)})
+    return out
+
+
+def _findings(results: Any) -> list[str]:
+    if not isinstance(results, dict) or not isinstance(results.get("findings"), list):
+        return []
+    return [str(f) for f in results["findings"]]
 
 
 def _tables(results: Any) -> list[dict[str, Any]]:
@@ -132,14 +162,20 @@ def collect_runs(out_dir: Path | str) -> list[RunRecord]:
         )
         if rec.state == "ok":
             names = info.get("figures") or sorted(p.name for p in run_dir.glob("*.png"))
-            for fig in names:
-                fig_path = Path(fig) if Path(fig).is_absolute() else run_dir / fig
-                if fig_path.is_file():
-                    rec.figures.append({"name": Path(fig).stem, "src": _png_data_uri(fig_path)})
-            rec.tables = _tables(_read_json(run_dir / "results.json"))
+            rec.figures = _figures(run_dir, list(names), dict(info.get("captions") or {}))
+            results = _read_json(run_dir / "results.json")
+            rec.tables = _tables(results)
+            rec.findings = _findings(results)
+            rec.reused = bool(info.get("reused"))
             rec.claims = [
                 c for c in (_read_json(run_dir / "claims.json") or []) if isinstance(c, dict)
             ]
+            for i, c in enumerate(rec.claims):
+                c.setdefault("scale", rec.scale)
+                c.setdefault("criterion", "not recorded")
+                c.setdefault("premise", "not recorded")
+                c.setdefault("premise_holds", None)
+                c["anchor"] = f"{rec.name}-claim-{i + 1}"
         records.append(rec)
     order = {name: i for i, name in enumerate(_registry_order())}
     records.sort(key=lambda r: (order.get(r.name, len(order)), r.name))
@@ -164,11 +200,19 @@ def _fmt(value: Any) -> str:
 
 
 def _holds_symbol(holds: Any) -> str:
-    return {True: "✔", False: "✘"}.get(holds, "n/a")
+    return {True: "✔", False: "✘"}.get(holds, "not decidable")
 
 
 def _holds_class(holds: Any) -> str:
     return {True: "holds", False: "fails"}.get(holds, "na")
+
+
+def _monitor_link(root: Path | None) -> str | None:
+    """Relative link to the monitor demo's dashboard under the results root, if present."""
+    if root is None:
+        return None
+    page = root / "monitor-demo" / "dashboard.html"
+    return "monitor-demo/dashboard.html" if page.is_file() else None
 
 
 def render_report(runs: list[RunRecord], title: str = "fisherlab reproduction report") -> str:
@@ -199,6 +243,25 @@ def render_report(runs: list[RunRecord], title: str = "fisherlab reproduction re
 
     finished = [r for r in runs if r.state == "ok"]
     all_claims = [c for r in finished for c in r.claims]
+    open_claims = [
+        {"run": r, "claim": c} for r in finished for c in r.claims if c.get("holds") is not True
+    ]
+    findings = [
+        {
+            "run": r,
+            "text": f"{c.get('claim', '')} — measured: {c.get('measured', '')}",
+            "anchor": c["anchor"],
+        }
+        for r in finished
+        if not r.smoke
+        for c in r.claims
+        if c.get("holds") is False
+    ] + [
+        {"run": r, "text": f, "anchor": r.name} for r in finished if not r.smoke for f in r.findings
+    ]
+    smoke_findings = [
+        {"run": r, "text": f, "anchor": r.name} for r in finished if r.smoke for f in r.findings
+    ]
     summary = {
         "experiments": len(finished),
         "skipped": sum(r.state == "skipped" for r in runs),
@@ -207,12 +270,17 @@ def render_report(runs: list[RunRecord], title: str = "fisherlab reproduction re
         "holds": sum(c.get("holds") is True for c in all_claims),
         "fails": sum(c.get("holds") is False for c in all_claims),
         "undecided": sum(c.get("holds") not in (True, False) for c in all_claims),
+        "smoke": sum(c.get("scale") != "full" for c in all_claims),
     }
     return template.render(
         title=title,
         version=__version__,
         summary=summary,
         runs=finished,
+        open_claims=open_claims,
+        findings=findings,
+        smoke_findings=smoke_findings,
+        monitor=_monitor_link(runs[0].path.parent if runs else None),
         skipped=[r for r in runs if r.state == "skipped"],
         failed=[r for r in runs if r.state in ("failed", "incomplete")],
     )
