@@ -3,7 +3,8 @@
 Both take the records of a :class:`fisherlab.monitor.Monitor` (or of its JSON-lines log,
 :func:`fisherlab.monitor.read_log`). A record key gets the panel its instrument declares
 (title, axis label, log scale, reference line); keys of unknown instruments get a plain
-linear panel. Log scales are used only where every drawn value is positive.
+linear panel. Log scales are used where the instrument asks for one, every drawn value is
+positive and the values span at least a factor :data:`LOG_SPAN`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from fisherlab.monitor.instruments import Panel, panels_by_key
 __all__ = ["panels_for", "plot_records", "write_html"]
 
 NCOLS = 3
+#: a panel that may be logarithmic is, when its values span at least this factor
+LOG_SPAN = 10.0
 
 
 def panels_for(
@@ -68,7 +71,7 @@ def _draw_line(ax: Any, panel: Panel, records: Sequence[dict[str, Any]]) -> None
     if panel.reference is not None:
         ax.axhline(panel.reference, color="0.4", linestyle="--", linewidth=1.0)
         drawn.append(panel.reference)
-    if panel.log and drawn and min(drawn) > 0:
+    if panel.log and drawn and min(drawn) > 0 and max(drawn) >= LOG_SPAN * min(drawn):
         ax.set_yscale("log")
     if panel.kind == "lines" and series:
         ax.legend(loc="best", ncols=1 + (len(series) > 4))

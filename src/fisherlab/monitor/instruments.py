@@ -187,7 +187,7 @@ class StepData:
 
     def generator(self, seed: int) -> torch.Generator:
         """A generator on the parameters' device seeded with ``seed + step``."""
-        device = self.gradient.device
+        device = next(self.model.parameters()).device
         return torch.Generator(device=device).manual_seed(seed + self.step)
 
     def max_eigenvalue(self, matrix: str, num_steps: int, seed: int) -> float:
@@ -321,7 +321,7 @@ class LayerSNR(Instrument):
     :math:`\nabla_\ell L` and :math:`\Sigma_\ell` are the gradient and the covariance block
     of the parameters of layer :math:`\ell` (a module's weight and bias together): the
     inverse of the layer's noise-to-signal ratio :math:`\eta_\ell^2` (Balles 2021, Eq. 4.9).
-    Recorded as ``{"layer_snr": {module name: value}}``.
+    Recorded as ``{"layer_snr": {"<module name> (<type>)": value}}``.
     """
 
     name = "layer_snr"
@@ -334,10 +334,12 @@ class LayerSNR(Instrument):
         """Return ``{"layer_snr": {layer: SNR}}``."""
         col = data.collector
         gradient, variance = col[Statistic.GRADIENT], col[Statistic.VARIANCE]
+        modules = dict(data.model.named_modules())
         signal: dict[str, float] = {}
         noise: dict[str, float] = {}
         for name, p in zip(col.names, col.params, strict=True):
-            layer = name.rsplit(".", 1)[0] if "." in name else name
+            path = name.rsplit(".", 1)[0] if "." in name else ""
+            layer = f"{path or 'model'} ({type(modules[path]).__name__})"
             signal[layer] = signal.get(layer, 0.0) + float(gradient[p].square().sum())
             noise[layer] = noise.get(layer, 0.0) + float(variance[p].sum())
         return {
