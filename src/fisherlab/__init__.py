@@ -5,13 +5,9 @@
 >>> c.fisher(form="diag")  # doctest: +SKIP
 """
 
-from fisherlab import likelihoods, representations
-from fisherlab.curvature import Curvature
-from fisherlab.likelihoods import Bernoulli, Categorical, Gaussian, from_loss
-from fisherlab.quantities import Quantity
-from fisherlab.representations import CurvatureOperator, available_forms, register_form
-from fisherlab.representations.blockdiag import BlockDiagonal
-from fisherlab.representations.kfac import KFAC
+import importlib
+import importlib.util
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -23,6 +19,7 @@ __all__ = [
     "CurvatureOperator",
     "Gaussian",
     "KFAC",
+    "Monitor",
     "Quantity",
     "available_forms",
     "from_loss",
@@ -33,9 +30,34 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy subpackages: optional dependencies load on use
-    import importlib
+#: where each top-level name lives; imported on first use, so that ``import fisherlab`` (and
+#: the ``fisherlab`` command's ``--help``) does not pay for importing torch
+_EXPORTS = {
+    "Bernoulli": "fisherlab.likelihoods",
+    "BlockDiagonal": "fisherlab.representations.blockdiag",
+    "Categorical": "fisherlab.likelihoods",
+    "Curvature": "fisherlab.curvature",
+    "CurvatureOperator": "fisherlab.representations",
+    "Gaussian": "fisherlab.likelihoods",
+    "KFAC": "fisherlab.representations.kfac",
+    "Monitor": "fisherlab.monitor",
+    "Quantity": "fisherlab.quantities",
+    "available_forms": "fisherlab.representations",
+    "from_loss": "fisherlab.likelihoods",
+    "register_form": "fisherlab.representations",
+}
 
-    if name in ("optim", "datasets", "experiments", "linalg", "noise", "continual"):
-        return importlib.import_module(f"fisherlab.{name}")
-    raise AttributeError(f"module 'fisherlab' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:  # lazy names and subpackages (PEP 562)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"fisherlab.{name}") is not None:
+        value = importlib.import_module(f"fisherlab.{name}")
+    else:
+        raise AttributeError(f"module 'fisherlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
