@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
 
 __all__ = [
     "check_finite",
     "check_model",
+    "check_normalization",
     "check_batch",
     "check_mc_samples",
     "check_reduction",
+    "memory_limit",
+    "check_memory",
+    "MEMORY_ENV",
 ]
+
+#: environment variable overriding :func:`memory_limit` (bytes)
+MEMORY_ENV = "FISHERLAB_MAX_BYTES"
+#: fraction of the available memory a single dense result may take
+MEMORY_FRACTION = 0.5
 
 
 def check_finite(tensor: Tensor, what: str) -> None:
@@ -21,23 +32,45 @@ def check_finite(tensor: Tensor, what: str) -> None:
         raise ValueError(f"{what} contains {bad} NaN or inf value(s)")
 
 
-def check_model(model: torch.nn.Module) -> None:
-    """Check the model's parameters are finite and no BatchNorm or Dropout layer is training.
+def check_normalization(model: torch.nn.Module) -> None:
+    """Refuse BatchNorm layers that normalise with the statistics of the batch.
 
-    Per-sample quantities are undefined for BatchNorm in training mode, because each
-    sample's output then depends on the other samples of the batch; Dropout in training
-    mode (with ``p > 0``) makes every quantity a random draw instead of a function of the
-    parameters.
+    That is the case in training mode and, in evaluation mode too, without running
+    statistics (``track_running_stats=False``): each sample's output then depends on the
+    other samples of the batch, so per-sample gradients and curvature are not defined.
+    """
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            continue
+        label = name or type(module).__name__
+        if module.training:
+            raise ValueError(
+                f"BatchNorm layer {label!r} is in training mode: per-sample gradients and "
+                "curvature are not defined when a sample's output depends on the rest of "
+                "the batch; call model.eval() first"
+            )
+        if module.running_mean is None or module.running_var is None:
+            raise ValueError(
+                f"BatchNorm layer {label!r} has no running statistics "
+                "(track_running_stats=False), so it normalises with the statistics of the "
+                "batch even in evaluation mode: per-sample gradients and curvature are not "
+                "defined; use running statistics or a per-sample normalisation (LayerNorm, "
+                "GroupNorm)"
+            )
+
+
+def check_model(model: torch.nn.Module) -> None:
+    """Check the model's parameters are finite and no layer mixes samples or is random.
+
+    Per-sample quantities are undefined for BatchNorm normalising with batch statistics
+    (:func:`check_normalization`), because each sample's output then depends on the other
+    samples of the batch; Dropout in training mode (with ``p > 0``) makes every quantity a
+    random draw instead of a function of the parameters.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_normalization(model)
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.training:
-            raise ValueError(
-                f"BatchNorm layer {name or type(module).__name__!r} is in training mode: "
-                "per-sample gradients and curvature are not defined when a sample's output "
-                "depends on the rest of the batch; call model.eval() first"
-            )
         if (
             isinstance(module, torch.nn.modules.dropout._DropoutNd)
             and module.training
@@ -82,3 +115,61 @@ def check_reduction(reduction: str) -> None:
     """``reduction`` must be ``"mean"`` or ``"sum"``."""
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def memory_limit() -> int:
+    """Bytes one dense result may take: ``$FISHERLAB_MAX_BYTES``, else half the free memory.
+
+    The free memory is ``MemAvailable`` of ``/proc/meminfo`` (Linux); where it cannot be
+    read the limit is 8 GiB.
+    """
+    env = os.environ.get(MEMORY_ENV)
+    if env:
+        try:
+            value = int(float(env))
+        except ValueError:
+            raise ValueError(f"${MEMORY_ENV} must be a number of bytes, got {env!r}") from None
+        if value <= 0:
+            raise ValueError(f"${MEMORY_ENV} must be positive, got {env!r}")
+        return value
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * MEMORY_FRACTION)
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def check_memory(
+    numel: int, dtype: torch.dtype, what: str, cheaper: str, max_bytes: int | None = None
+) -> None:
+    """Refuse to allocate ``numel`` elements of ``dtype`` above the memory limit.
+
+    Parameters
+    ----------
+    numel : int
+        Number of elements of the result about to be built.
+    dtype : torch.dtype
+        Its dtype.
+    what : str
+        What the result is, e.g. ``"a dense (D, D) matrix"``.
+    cheaper : str
+        The cheaper forms that would fit, named in the error.
+    max_bytes : int or None
+        The limit; default :func:`memory_limit`.
+
+    Raises
+    ------
+    MemoryError
+        With the estimate, the limit and the cheaper forms.
+    """
+    limit = memory_limit() if max_bytes is None else max_bytes
+    need = numel * torch.empty((), dtype=dtype).element_size()
+    if need > limit:
+        raise MemoryError(
+            f"{what} would take {need / 2**20:.1f} MiB, above the limit of "
+            f"{limit / 2**20:.1f} MiB (set ${MEMORY_ENV} or max_bytes= to change it); "
+            f"cheaper: {cheaper}"
+        )

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 from fisherlab import distributed as fl_distributed
 from fisherlab.quantities import Quantity, QuantitySpec, exact_factors, mc_factors
@@ -201,6 +202,14 @@ def layer_blocks(model: nn.Module, names: list[str], numels: list[int]) -> list[
                 f"kfac: module {label!r} ({type(module).__name__}) has trainable parameters but "
                 "K-FAC supports only Linear and Conv1d/2d/3d layers; freeze it or use "
                 "form='blockdiag'/'diag'/'operator'"
+            )
+        unknown = sorted({pname for pname, _ in own} - {"weight", "bias"})
+        if unknown or parametrize.is_parametrized(module):
+            what = ", ".join(map(repr, unknown)) or "parametrized weight"
+            raise NotImplementedError(
+                f"kfac: module {label!r} ({type(module).__name__}) has trainable {what} "
+                "(e.g. weight normalisation), which K-FAC's factors of weight and bias do not "
+                "cover; use form='diag'/'blockdiag'/'operator'"
             )
         if isinstance(module, nn.modules.conv._ConvNd) and module.groups != 1:
             raise NotImplementedError(

@@ -37,6 +37,8 @@ class LayerRule:
 
     #: module types this rule handles
     types: tuple[type[torch.nn.Module], ...] = ()
+    #: the trainable parameters of a module the closed forms cover (others: fallback)
+    param_names: tuple[str, ...] = ("weight", "bias")
     #: whether :meth:`kron_factors` is implemented
     has_kron_factors: bool = False
     #: whether :meth:`sum_squares` wants all columns at once (else one at a time)

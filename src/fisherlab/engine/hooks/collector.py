@@ -55,6 +55,7 @@ than once, or layers called more than once get a warning and the generic
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -62,6 +63,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
 from fisherlab.engine.functional import FunctionalModel
@@ -71,7 +73,13 @@ from fisherlab.engine.hooks.embedding import EmbeddingRule
 from fisherlab.engine.hooks.linear import LinearRule
 from fisherlab.engine.hooks.norm import BatchNormRule, LayerNormRule
 from fisherlab.likelihoods import Likelihood
-from fisherlab.validation import check_mc_samples, check_reduction
+from fisherlab.validation import (
+    check_finite,
+    check_mc_samples,
+    check_memory,
+    check_normalization,
+    check_reduction,
+)
 
 __all__ = [
     "Statistic",
@@ -133,27 +141,69 @@ def rule_for(module: torch.nn.Module) -> LayerRule | None:
     return None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Record:
-    """One call of a supported layer in the current forward pass."""
+    """One call of a supported layer in a forward pass."""
 
     module: torch.nn.Module
     rule: LayerRule
-    inp: Tensor
-    output: Tensor
+    inp: Tensor | None
+    output: Tensor | None
     columns: dict[str, list[Tensor]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Pass:
+    """One forward pass through the model with autograd on, kept until its backward ends.
+
+    Each forward owns its layer records, so a second forward (a metric on another batch)
+    between a training forward and its ``backward()`` does not replace the first one's
+    state. :meth:`release` drops every tensor reference; the collector calls it when the
+    pass's backward ends and when the hooks are removed, so the graph can be freed (the
+    tensor hooks are owned by the autograd graph, a cycle Python's collector cannot see).
+    """
+
+    inp: Tensor | None
+    num_samples: int | None
+    records: dict[torch.nn.Module, _Record] = field(default_factory=dict)
+    calls: dict[torch.nn.Module, int] = field(default_factory=dict)
+    output: Tensor | None = None
+    fast: bool = True
+    started: bool = False
+    columns_done: bool = False
+    released: bool = False
+
+    def release(self) -> None:
+        """Forget inputs, outputs and output-gradient columns."""
+        self.released = True
+        for record in self.records.values():
+            record.inp = None
+            record.output = None
+            record.columns.clear()
+        self.records.clear()
+        self.calls.clear()
+        self.inp = None
+        self.output = None
+
+
+def _queue_end_of_backward(callback: Any) -> None:
+    """Run ``callback`` once the current backward pass has finished (all hooks ran)."""
+    torch.autograd.Variable._execution_engine.queue_callback(callback)
 
 
 class Collector:
     """Hooks that compute gradient and curvature statistics during ``loss.backward()``.
 
     Use it as a context manager (hooks are removed on exit; results stay readable), see
-    :func:`collect`. Each backward pass through the model replaces the previous results.
+    :func:`collect`. Each backward pass through the model replaces the previous results;
+    the statistics belong to the forward pass that the backward goes through. When the
+    backward ends (or the block is left) the collector keeps no reference to the forward
+    pass's inputs, outputs or graph.
 
     Parameters
     ----------
     model : torch.nn.Module
-        The model; BatchNorm layers must be in evaluation mode.
+        The model; BatchNorm layers must be in evaluation mode with running statistics.
     likelihood : Likelihood
         The likelihood whose per-sample loss the training loss sums or averages.
     statistics : iterable of Statistic or str
@@ -171,6 +221,9 @@ class Collector:
         (Linear layers), so the next pass overwrites the previous per-sample gradients.
         Large fresh allocations cost page faults on every pass; reusing them is several
         times faster for wide layers.
+    max_bytes : int or None
+        Refuse per-sample gradients whose ``(N, D)`` storage would exceed this many bytes
+        (default: :func:`fisherlab.validation.memory_limit`).
     """
 
     def __init__(
@@ -182,6 +235,7 @@ class Collector:
         mc_samples: int = 1,
         generator: torch.Generator | None = None,
         reuse_buffers: bool = False,
+        max_bytes: int | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -208,6 +262,7 @@ class Collector:
         self.mc_samples = mc_samples
         self.generator = generator
         self.reuse_buffers = reuse_buffers
+        self.max_bytes = max_bytes
         self._buffers: dict[torch.nn.Module, dict[str, Tensor]] = {}
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not named:
@@ -222,16 +277,28 @@ class Collector:
             )
         self._handles: list[RemovableHandle] = []
         self._inner = False
+        self._current: _Pass | None = None
+        self._pending: list[_Pass] = []
+        self._active: _Pass | None = None
         self._reset()
 
     # -- set-up ---------------------------------------------------------------------------
     def _scan(self) -> tuple[dict[torch.nn.Module, LayerRule], str | None]:
+        """Decide coverage per trainable parameter: each must be one its layer rule knows."""
         owners: dict[int, str] = {}
         layers: dict[torch.nn.Module, LayerRule] = {}
         reason: str | None = None
         for name, module in self.model.named_modules(remove_duplicate=False):
             trainable = {k: p for k, p in module._parameters.items() if p is not None}
             trainable = {k: p for k, p in trainable.items() if p.requires_grad}
+            rule = rule_for(module)
+            if parametrize.is_parametrized(module):
+                label = name or type(module).__name__
+                reason = reason or (
+                    f"{label!r} ({type(module).__name__}) has parametrized tensors "
+                    f"({', '.join(module.parametrizations)}), which no closed form covers"
+                )
+                continue
             if not trainable:
                 continue
             label = name or type(module).__name__
@@ -239,8 +306,15 @@ class Collector:
                 if id(p) in owners and owners[id(p)] != label:
                     reason = reason or f"parameter shared by {owners[id(p)]!r} and {label!r}"
                 owners[id(p)] = label
-            rule = rule_for(module)
             why = "no closed form for this layer type" if rule is None else rule.supports(module)
+            if why is None:
+                assert rule is not None
+                unknown = sorted(set(trainable) - set(rule.param_names))
+                if unknown:
+                    why = (
+                        f"trainable parameter(s) {', '.join(map(repr, unknown))} are not "
+                        f"covered by its closed form (it knows {', '.join(rule.param_names)})"
+                    )
             if why is not None:
                 reason = reason or f"{label!r} ({type(module).__name__}): {why}"
                 continue
@@ -275,80 +349,126 @@ class Collector:
             self._handles.append(p.register_hook(self._gradient_hook(p)))
 
     def detach(self) -> None:
-        """Remove the hooks (done on leaving ``with``); the results stay."""
+        """Remove the hooks (done on leaving ``with``); the results stay, the graph goes."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for pending in self._pending:
+            pending.release()
+        self._pending.clear()
+        if self._current is not None:
+            self._current.release()
+        self._current = None
+        self._active = None
 
     def _reset(self) -> None:
-        self._records: dict[torch.nn.Module, _Record] = {}
-        self._calls: dict[torch.nn.Module, int] = {}
-        self._input: Tensor | None = None
-        self._output: Tensor | None = None
-        self._fast = self.fallback_reason is None
         self._raw: dict[Statistic, dict[Tensor, Any]] = {s: {} for s in Statistic}
         self._num_samples: int | None = None
-        self._columns_done = False
         self._cache: dict[Statistic, dict[Tensor, Any]] = {}
         self._scaled_stats: set[Statistic] = set()
 
     # -- forward hooks --------------------------------------------------------------------
     def _on_model_input(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        if self._inner:
+        if self._inner or not torch.is_grad_enabled():
             return
-        self._reset()
+        check_normalization(self.model)
+        for name, p in zip(self.names, self.params, strict=True):
+            check_finite(p.detach(), f"parameter {name!r}")
+        inp = None
+        num_samples = None
         if len(args) == 1 and isinstance(args[0], Tensor):
-            self._input = args[0].detach()
+            inp = args[0].detach()
+            if inp.ndim == 0:
+                raise ValueError("the model input is a scalar: inputs must have shape (N, ...)")
+            check_finite(inp, "input data X")
+            num_samples = inp.shape[0]
+        self._current = _Pass(inp, num_samples, fast=self.fallback_reason is None)
 
     def _on_layer_forward(
         self, module: torch.nn.Module, args: tuple[Any, ...], output: Any
     ) -> None:
-        if self._inner or not torch.is_grad_enabled():
+        current = self._current
+        if self._inner or current is None or not torch.is_grad_enabled():
             return
-        self._calls[module] = self._calls.get(module, 0) + 1
+        current.calls[module] = current.calls.get(module, 0) + 1
         if not isinstance(output, Tensor) or not output.requires_grad or len(args) != 1:
             return
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.training:
-            raise ValueError(
-                f"BatchNorm layer {type(module).__name__} is in training mode: per-sample "
-                "statistics are not defined when a sample's output depends on the rest of "
-                "the batch; call model.eval() first"
-            )
         record = _Record(module, self._layers[module], args[0].detach(), output)
-        self._records[module] = record
-        output.register_hook(lambda g: self._on_layer_gradient(record, g))
+        current.records[module] = record
+        ref = weakref.ref(self)
+
+        def hook(g: Tensor) -> None:
+            collector = ref()
+            if collector is not None:
+                collector._on_layer_gradient(current, record, g)
+
+        output.register_hook(hook)
 
     def _on_model_output(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if self._inner or not torch.is_grad_enabled():
+        current, self._current = self._current, None
+        if self._inner or current is None or not torch.is_grad_enabled():
             return
-        if not isinstance(output, Tensor) or not output.requires_grad:
+        if not isinstance(output, Tensor):
+            current.release()
+            raise TypeError(
+                f"the model returns a {type(output).__name__}: the collector needs a model "
+                "whose forward returns one tensor of outputs (N, ...); wrap the model so "
+                "that it returns the tensor the loss is computed from"
+            )
+        if not output.requires_grad:
+            current.release()
             return
-        self._output = output
-        self._num_samples = output.shape[0]
-        if self._fast:
-            reason = self._check_graph(output)
+        if output.ndim == 0:
+            current.release()
+            raise ValueError(
+                "the model returns a scalar: outputs must have shape (N, ...) with one row "
+                "per sample"
+            )
+        if current.num_samples is not None and output.shape[0] != current.num_samples:
+            n = current.num_samples
+            current.release()
+            raise ValueError(
+                f"the model output has shape {tuple(output.shape)} for {n} inputs: its first "
+                f"dimension must be the number of samples N = {n} (outputs (N, ...))"
+            )
+        current.num_samples = output.shape[0]
+        current.output = output
+        if current.fast:
+            reason = self._check_graph(current, output)
             if reason is not None:
                 if self.statistics & set(_KRON):
+                    current.release()
                     raise NotImplementedError(
                         f"Kronecker factors need the fast path, which does not cover this "
                         f"forward pass: {reason}"
                     )
-                self._fast = False
+                current.fast = False
                 warnings.warn(
                     f"fisherlab.engine.hooks: {reason}; statistics come from the generic "
                     "torch.func engine (slower)",
                     FallbackWarning,
                     stacklevel=2,
                 )
-        if not self._fast and self._input is None:
-            raise NotImplementedError(
-                "the generic engine needs a model called with a single tensor input"
-            )
-        output.register_hook(self._on_output_gradient)
+        if not current.fast:
+            if current.inp is None:
+                current.release()
+                raise NotImplementedError(
+                    "the generic engine needs a model called with a single tensor input"
+                )
+            current.records.clear()
+        self._pending.append(current)
+        ref = weakref.ref(self)
 
-    def _check_graph(self, output: Tensor) -> str | None:
+        def hook(g: Tensor) -> None:
+            collector = ref()
+            if collector is not None:
+                collector._on_output_gradient(current, g)
+
+        output.register_hook(hook)
+
+    def _check_graph(self, current: _Pass, output: Tensor) -> str | None:
         """Each trainable parameter must enter the graph once, through its own layer."""
-        for module, calls in self._calls.items():
+        for module, calls in current.calls.items():
             if calls > 1:
                 return f"layer {type(module).__name__} is called {calls} times in one forward"
         uses: dict[int, int] = {}
@@ -370,17 +490,54 @@ class Collector:
             count = uses.get(id(p), 0)
             if count > 1:
                 return f"parameter {name!r} is used {count} times in one forward"
-            if count == 1 and owner.get(id(p)) not in self._records:
+            if count == 1 and owner.get(id(p)) not in current.records:
                 return f"parameter {name!r} is used outside its layer's forward"
         return None
 
     # -- backward hooks -------------------------------------------------------------------
     def _gradient_hook(self, p: Tensor) -> Any:
         def hook(g: Tensor) -> None:
-            if not self._inner:
+            if not self._inner and self._active is not None:
                 self._raw[Statistic.GRADIENT][p] = g.detach().clone()
 
         return hook
+
+    def _begin(self, current: _Pass) -> bool:
+        """Start the statistics of ``current``'s backward; ``False`` if it has no state."""
+        if current.released:
+            return False
+        if current.started:
+            return True
+        current.started = True
+        self._reset()
+        self._active = current
+        self._num_samples = current.num_samples
+        if Statistic.PER_SAMPLE_GRADIENTS in self.statistics:
+            assert current.num_samples is not None
+            check_memory(
+                current.num_samples * sum(p.numel() for p in self.params),
+                self.params[0].dtype,
+                "per-sample gradients (N, D)",
+                "the statistics gradient, second_moment, variance and l2_norm need no "
+                "per-sample gradients",
+                self.max_bytes,
+            )
+        ref = weakref.ref(self)
+
+        def end() -> None:
+            collector = ref()
+            current.release()
+            if collector is not None:
+                collector._end(current)
+
+        _queue_end_of_backward(end)
+        return True
+
+    def _end(self, current: _Pass) -> None:
+        if current in self._pending:
+            self._pending.remove(current)
+        if self._active is current:
+            self._active = None
 
     @property
     def _c(self) -> float:
@@ -399,39 +556,39 @@ class Collector:
             columns["exact"] = self.likelihood.sqrt_fisher_output(f2d).permute(2, 0, 1)
         return columns
 
-    def _on_output_gradient(self, g: Tensor) -> None:
-        if self._inner:
+    def _on_output_gradient(self, current: _Pass, g: Tensor) -> None:
+        if self._inner or not self._begin(current):
             return
-        if not self._fast:
-            f = self._output
+        if not current.fast:
+            f = current.output
             assert f is not None
             columns = self._factor_columns(f)
             self._inner = True  # the generic engine calls the model: ignore those calls
             try:
-                self._fallback(f, g, columns)
+                self._fallback(current, f, g, columns)
             finally:
                 self._inner = False
             return
-        self._ensure_columns()
+        self._ensure_columns(current)
 
-    def _ensure_columns(self) -> None:
+    def _ensure_columns(self, current: _Pass) -> None:
         """Backpropagate the factor columns to every layer output, once per backward pass.
 
         Triggered by the first backward hook that fires (the model output's, or the last
         layer's when its output is the model output).
         """
-        if self._columns_done:
+        if current.columns_done:
             return
-        self._columns_done = True
-        f = self._output
+        current.columns_done = True
+        f = current.output
         assert f is not None
         columns = self._factor_columns(f)
-        if not columns or not self._records:
+        if not columns or not current.records:
             return
         kinds = list(columns)
         sizes = [columns[k].shape[0] for k in kinds]
         V = torch.cat([columns[k] for k in kinds]).reshape(sum(sizes), *f.shape)
-        records = [r for r in self._records.values() if r.output is not f]
+        records = [r for r in current.records.values() if r.output is not f]
         per_column: list[tuple[Tensor | None, ...]] = []
         self._inner = True
         try:
@@ -454,16 +611,17 @@ class Collector:
                     per_column[col][i] for col in range(bounds[j], bounds[j + 1])
                 ]
         # a layer whose output is the model output receives the columns themselves
-        for record in self._records.values():
+        for record in current.records.values():
             if record.output is f:
                 for j, kind in enumerate(kinds):
                     record.columns[kind] = list(V[bounds[j] : bounds[j + 1]].unbind(0))
 
-    def _on_layer_gradient(self, record: _Record, g: Tensor) -> None:
-        if self._inner or not self._fast:
+    def _on_layer_gradient(self, current: _Pass, record: _Record, g: Tensor) -> None:
+        if self._inner or not current.fast or not self._begin(current):
             return
-        self._ensure_columns()
+        self._ensure_columns(current)
         module, rule = record.module, record.rule
+        assert record.inp is not None
         stats = self.statistics
         ctx = rule.prepare(module, record.inp)
         b = (g / self._c).unsqueeze(0)
@@ -511,10 +669,12 @@ class Collector:
                 for name, p in params.items():
                     raw[kron][p] = (G, A) if name == "weight" else (G,)
         record.columns.clear()
+        record.inp = None
+        record.output = None
 
     # -- generic engine -------------------------------------------------------------------
-    def _fallback(self, f: Tensor, g: Tensor, columns: dict[str, Tensor]) -> None:
-        X = self._input
+    def _fallback(self, current: _Pass, f: Tensor, g: Tensor, columns: dict[str, Tensor]) -> None:
+        X = current.inp
         assert X is not None
         fm = FunctionalModel(self.model, self.likelihood)
         stats = self.statistics
@@ -628,9 +788,30 @@ class Collector:
         return torch.cat([values[p].reshape(-1) for p in self.params])
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """Return the training loss ``c Σ_n l_n`` of model outputs, in this collector's scaling."""
+        """Return the training loss ``c Σ_n l_n`` of model outputs, in this collector's scaling.
+
+        The outputs ``(N, ...)`` and targets are validated as :class:`fisherlab.Curvature`
+        validates them: finite outputs, targets in the likelihood's format and with the
+        outputs' shape (no broadcasting).
+        """
+        if not isinstance(output, Tensor) or not isinstance(target, Tensor):
+            raise TypeError(
+                f"output and target must be torch.Tensors, got {type(output).__name__} and "
+                f"{type(target).__name__}"
+            )
+        if output.ndim == 0:
+            raise ValueError("output is a scalar: outputs must have shape (N, ...)")
+        if target.ndim == 0 or target.shape[0] != output.shape[0]:
+            raise ValueError(
+                f"output and target disagree in the number of samples: output has shape "
+                f"{tuple(output.shape)}, target has shape {tuple(target.shape)}"
+            )
         f = output.reshape(output.shape[0], -1)
-        total = self.likelihood.nll(f, self.likelihood.flatten_targets(target)).sum()
+        y = self.likelihood.flatten_targets(target)
+        self.likelihood.check_outputs(f.detach())
+        check_finite(target, "targets y")
+        self.likelihood.check_targets(f.detach(), y)
+        total = self.likelihood.nll(f, y).sum()
         return total / f.shape[0] if self.reduction == "mean" else total
 
 
@@ -642,9 +823,12 @@ def collect(
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
     reuse_buffers: bool = False,
+    max_bytes: int | None = None,
 ) -> Collector:
     """Create a :class:`Collector` to use as a context manager around ``loss.backward()``."""
-    return Collector(model, likelihood, statistics, reduction, mc_samples, generator, reuse_buffers)
+    return Collector(
+        model, likelihood, statistics, reduction, mc_samples, generator, reuse_buffers, max_bytes
+    )
 
 
 def compute(
