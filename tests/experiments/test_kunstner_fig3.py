@@ -93,8 +93,8 @@ def test_killed_grid_search_resumes_to_the_same_result(tmp_path, monkeypatch):
         )
     )
     groups = 1 + 3 + 3  # GD; NGD and EFGD with 5 dampings in groups of 2
-    curves_and_cosine = 3 + 3 + 1
-    assert calls["n"] + 10**6 == groups - 2 + curves_and_cosine
+    curves_speed_and_cosine = 3 + 3 + 2 + 1
+    assert calls["n"] + 10**6 == groups - 2 + curves_speed_and_cosine
     assert resumed["grid"] == reference["grid"]
     assert resumed["selected"] == reference["selected"]
 

@@ -27,7 +27,9 @@ from fisherlab.optim.preconditioned import damped_direction, preconditioned_upda
 __all__ = [
     "METHODS",
     "Trajectory",
+    "gradient_resolved",
     "linear_problem",
+    "optimum",
     "run_batch",
     "preconditioner",
     "log10_grid",
@@ -49,6 +51,35 @@ def linear_problem(name: str, add_bias: bool = True) -> tuple[LinearModel, Any]:
     data = datasets.load(name, add_bias=add_bias)
     likelihood = Gaussian() if data.task == "regression" else Bernoulli()
     return LinearModel(data.X, data.y.to(data.X.dtype), likelihood), data
+
+
+def optimum(model: LinearModel) -> Tensor:
+    r"""The least-squares minimiser :math:`\theta^*` of a Gaussian linear model.
+
+    :math:`\theta^* = \arg\min_\theta \|X\theta - y\|^2` (``torch.linalg.lstsq``), the
+    minimiser of the loss for any :math:`\sigma`. Other likelihoods have no closed form
+    (and on separable data no minimiser) and are refused.
+    """
+    from fisherlab.likelihoods import Gaussian
+
+    if not isinstance(model.likelihood, Gaussian):
+        raise ValueError(
+            f"optimum needs a Gaussian likelihood, got {type(model.likelihood).__name__}"
+        )
+    return torch.linalg.lstsq(model.X, model.y).solution[:, 0]
+
+
+def gradient_resolved(model: LinearModel, theta: Tensor, rtol: float = 1e-8) -> Tensor:
+    r"""Whether :math:`\nabla L(\theta)` is resolved above floating-point cancellation.
+
+    :math:`\nabla L = \frac1N\sum_n g_n` is a sum of per-sample gradients; when it is
+    small against the summands its computed value is dominated by round-off. The gradient
+    counts as resolved when :math:`\|\nabla L\| > \mathrm{rtol}\cdot\frac1N\sum_n
+    \|g_n\|` (``rtol = 1e-8`` keeps eight of the sixteen float64 digits). Batched over
+    ``theta``'s leading dimensions.
+    """
+    summands = model.per_sample_gradients(theta).norm(dim=-1).mean(-1)
+    return model.gradient(theta).norm(dim=-1) > rtol * summands
 
 
 def log10_grid(start: float, stop: float, num: int) -> list[float]:
