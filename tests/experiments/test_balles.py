@@ -51,10 +51,9 @@ def test_fig5_2(tmp_path):
     _pngs(run_dir, ["fig5_2_variance_adaptation_factors.png"])
     eta = torch.tensor(res["eta"])
     assert torch.allclose(torch.tensor(res["curves"]["sgd"]), 1 / (1 + eta**2))
-    assert all(c.holds for c in balles_fig5_2.claims(res))
-    broken = copy.deepcopy(res)
-    broken["monte_carlo"][2]["argmin_sign"] = broken["monte_carlo"][2]["adam"] + 0.3
-    assert balles_fig5_2.claims(broken)[0].holds is False
+    claims = balles_fig5_2.claims(res)
+    assert [c.premise_holds for c in claims] == [True] * 3
+    assert [c.holds for c in claims] == [True] * 3
 
 
 def test_fig6_3(tmp_path):
