@@ -176,9 +176,9 @@ def select(
 ) -> tuple[tuple[float, float | None], float, list[tuple[float, float | None]]]:
     """Pick the grid cell with the lowest final loss; also return all cells tying with it.
 
-    Ties are cells whose final loss lies within ``tie_rtol`` (relative) of the minimum;
-    the selection among ties is the first in grid order (increasing step size, then
-    damping).
+    The selection is the cell with the exactly lowest final loss (the authors' ``argmin``;
+    equal values are broken by grid order: increasing step size, then damping). Ties are
+    the cells whose final loss lies within ``tie_rtol`` (relative) of that minimum.
     """
     finite = {key: value for key, value in final_losses.items() if math.isfinite(value)}
     if not finite:
