@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import BatchSampler, DataLoader, default_collate
 
 from fisherlab import distributed as fl_distributed
-from fisherlab.engine.functional import FunctionalModel
+from fisherlab.engine.functional import RANDOM_MESSAGE, FunctionalModel
 from fisherlab.likelihoods import Likelihood
 from fisherlab.quantities import Quantity, QuantitySpec
 from fisherlab.representations import Form, build
@@ -164,10 +164,12 @@ class Curvature:
     def _count_samples(loader: Iterable[Batch]) -> int:
         # A default batch sampler without drop_last yields every index of its sampler once;
         # the sampler (not the dataset) decides which samples are used (e.g. a subset).
+        # A collate_fn other than the default one may drop samples: count the batches then.
         if (
             isinstance(loader, DataLoader)
             and type(loader.batch_sampler) is BatchSampler
             and not loader.drop_last
+            and loader.collate_fn is default_collate
         ):
             try:
                 return len(loader.batch_sampler.sampler)  # type: ignore[arg-type]
@@ -188,6 +190,7 @@ class Curvature:
         """Validated batches ``(X, y)`` with targets in the likelihood's per-sample format."""
         check_model(self.model)
         dtype = self.functional_model.flat_params().dtype
+        seen = 0
         for X, y in self._raw_batches():
             check_batch(X, y)
             if torch.is_floating_point(X) and X.dtype != dtype:
@@ -196,11 +199,49 @@ class Curvature:
                     f"convert the data (X.to({dtype})) or the model"
                 )
             y = self.likelihood.flatten_targets(y)
-            with torch.no_grad():
-                f = self.functional_model.outputs(self.functional_model.params, X)
+            f = self._checked_outputs(X)
             self.likelihood.check_outputs(f)
             self.likelihood.check_targets(f, y)
+            seen += X.shape[0]
             yield X, y
+        if not self.distributed and seen != self.num_samples:
+            raise ValueError(
+                f"the data yielded {seen} samples, but N = {self.num_samples} was counted "
+                "when the Curvature object was built: the data must yield the same samples "
+                "on every pass (a collate_fn that drops samples, or a loader that changed)"
+            )
+
+    def _checked_outputs(self, X: Tensor) -> Tensor:
+        """Model outputs ``(N, C)`` of a batch; refuse random models and mis-typed inputs."""
+        fm = self.functional_model
+        state = _rng_state(X.device)
+        try:
+            with torch.no_grad():
+                out = fm.model(X)
+        except RuntimeError as error:
+            if not torch.is_floating_point(X):
+                raise TypeError(
+                    f"inputs X have dtype {X.dtype} and the model failed on them ({error}); "
+                    "a model of floating-point layers needs floating-point inputs: "
+                    f"X.to({fm.flat_params().dtype})"
+                ) from error
+            raise
+        if not torch.equal(state, _rng_state(X.device)):
+            raise ValueError(
+                "the model calls a random operation (functional dropout, attention dropout "
+                f"in training mode, ...): {RANDOM_MESSAGE}"
+            )
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"the model returns a {type(out).__name__}: fisherlab needs a model whose "
+                "forward returns one tensor of outputs (N, ...)"
+            )
+        if out.ndim == 0 or out.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"the model output has shape {tuple(out.shape)} for {X.shape[0]} inputs: its "
+                f"first dimension must be the number of samples N = {X.shape[0]}"
+            )
+        return out.reshape(X.shape[0], -1)
 
     def batch_sum(self, fn: BatchFunction) -> Tensor:
         """``Σ_batches fn(functional_model, X, y)``, summed over ranks when distributed."""
@@ -299,6 +340,13 @@ class Curvature:
     def variance(self, form: str = "diag", unbiased: bool = False) -> Any:
         """Gradient variance ``diag(Σ)``: ``(D,)`` for ``form="diag"``."""
         return self._represent(form, QuantitySpec(Quantity.VARIANCE, unbiased=unbiased))
+
+
+def _rng_state(device: torch.device) -> Tensor:
+    """The state of the random generator a model on ``device`` draws from."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.random.get_rng_state()
 
 
 def _unpack(batch: Any) -> Batch:

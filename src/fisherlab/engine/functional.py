@@ -16,6 +16,12 @@ averages: :class:`fisherlab.Curvature` applies the reduction):
   and with :math:`\sum_n g_n g_n^\top` (a ``jvp`` of the vector of per-sample losses gives
   :math:`G v`, a ``vjp`` with weights :math:`G v` gives :math:`G^\top G v`).
 
+Modules without forward-mode derivatives (the fused kernel of
+:class:`torch.nn.MultiheadAttention`, weight normalisation) are handled in reverse mode:
+a Jacobian-vector product :math:`Jv` is then the vector-Jacobian product of the linear map
+:math:`u \mapsto J^\top u` with :math:`v`, and the Hessian is ``jacrev(jacrev(·))``. Failures
+of ``vmap`` are reported as errors naming the cause (random operations, recurrent layers).
+
 Parameters are flattened in ``model.parameters()`` order over those with
 ``requires_grad`` (as :func:`torch.nn.utils.parameters_to_vector` does); frozen parameters
 and buffers enter as constants. Shared (tied) parameters appear once.
@@ -23,7 +29,9 @@ and buffers enter as constants. Shared (tied) parameters appear once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -34,6 +42,33 @@ from fisherlab.likelihoods import Likelihood
 __all__ = ["FunctionalModel"]
 
 Params = dict[str, Tensor]
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: the message for random operations, shared with :func:`fisherlab.validation.check_model`
+RANDOM_MESSAGE = (
+    "the model's outputs are random, so gradients and curvature would be random draws; "
+    "call model.eval() first"
+)
+
+
+def _explained(what: str) -> Callable[[F], F]:
+    """Turn ``torch.func`` failures of a :class:`FunctionalModel` method into clear errors."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: FunctionalModel, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except RuntimeError as error:
+                raise self.explain(error, what) from error
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _is_missing_forward_ad(error: BaseException) -> bool:
+    return isinstance(error, (NotImplementedError, RuntimeError)) and "forward AD" in str(error)
 
 
 class FunctionalModel:
@@ -59,6 +94,46 @@ class FunctionalModel:
         self.shapes = [params[name].shape for name in self.names]
         self.numels = [params[name].numel() for name in self.names]
         self.num_params = sum(self.numels)
+        #: whether forward-mode AD works for this model (set on the first failure)
+        self.forward_ad = True
+
+    def explain(self, error: RuntimeError, what: str) -> Exception:
+        """The library's error for a ``torch.func`` failure while computing ``what``."""
+        message = str(error)
+        if "randomness" in message and "vmap" in message:
+            return ValueError(
+                f"{what}: the model calls a random operation (functional dropout, attention "
+                f"dropout in training mode, ...): {RANDOM_MESSAGE}"
+            )
+        for name, module in self.model.named_modules():
+            if isinstance(module, torch.nn.RNNBase):
+                return NotImplementedError(
+                    f"{what}: module {name or type(module).__name__!r} "
+                    f"({type(module).__name__}) cannot be evaluated one sample at a time by "
+                    "torch.func.vmap; use gradient(), loss(), or the matrix-free forms "
+                    "(form='operator') of the Hessian, GGN and Fisher, which need no "
+                    f"per-sample evaluation (torch: {message.splitlines()[0]})"
+                )
+        return error
+
+    def _forward_or_reverse(self, compute: Callable[[], Tensor]) -> Tensor:
+        """Run ``compute`` with forward-mode AD, or in reverse mode where a module lacks it."""
+        if self.forward_ad:
+            try:
+                return compute()
+            except (NotImplementedError, RuntimeError) as error:
+                if not _is_missing_forward_ad(error):
+                    raise
+                self.forward_ad = False
+        return compute()
+
+    def _jvp(self, fn: Callable[[Tensor], Tensor], theta: Tensor, v: Tensor) -> Tensor:
+        """``J v`` for the Jacobian ``J`` of ``fn`` at ``theta``: ``jvp``, or two ``vjp``."""
+        if self.forward_ad:
+            return jvp(fn, (theta,), (v,))[1]
+        out, pullback = vjp(fn, theta)
+        _, transpose = vjp(lambda u: pullback(u)[0], torch.zeros_like(out))
+        return transpose(v)[0]
 
     @property
     def params(self) -> Params:
@@ -119,17 +194,20 @@ class FunctionalModel:
         g = grad(lambda p: self.losses(p, X, y).sum())(self.params)
         return self.flatten(g)
 
+    @_explained("per-sample gradients")
     def per_sample_gradients(self, X: Tensor, y: Tensor) -> Tensor:
         """``g_n = ∇l_n`` for every sample, shape ``(N, D)``."""
         g = vmap(grad(self._sample_loss), in_dims=(None, 0, 0))(self.params, X, y)
         return self.flatten(g, batch_dims=1)
 
     # -- Jacobians and sandwiches ---------------------------------------------------------
+    @_explained("per-sample Jacobians")
     def jacobians(self, X: Tensor) -> Tensor:
         """Per-sample Jacobians ``J_n = ∂f_n/∂θ``, shape ``(N, C, D)``."""
         jac = vmap(jacrev(self._sample_output), in_dims=(None, 0))(self.params, X)
         return self.flatten(jac, batch_dims=2)
 
+    @_explained("per-sample curvature factors")
     def sandwich_rows(self, X: Tensor, factors: Tensor) -> Tensor:
         """Rows ``B_n = S_nᵀ J_n`` for factors ``S`` of shape ``(N, C, K)``; shape ``(N, K, D)``.
 
@@ -160,20 +238,27 @@ class FunctionalModel:
             return self.outputs(self.params, X)
 
     # -- second order -----------------------------------------------------------------
+    @_explained("the dense Hessian")
     def hessian_dense(self, X: Tensor, y: Tensor) -> Tensor:
         """``∇²_θ Σ_n l_n`` by ``torch.func.hessian``, ``(D, D)``."""
         fn = self._flat_function(lambda p: self.losses(p, X, y).sum())
-        return hessian(fn)(self.flat_params())
+        theta = self.flat_params()
+        return self._forward_or_reverse(
+            lambda: (hessian(fn) if self.forward_ad else jacrev(jacrev(fn)))(theta)
+        )
 
+    @_explained("Hessian-vector products")
     def hessian_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
         """``(∇²_θ Σ_n l_n) V`` for ``V`` of shape ``(D, k)``, forward-over-reverse, ``(D, k)``."""
         gradient_fn = grad(self._flat_function(lambda p: self.losses(p, X, y).sum()))
         theta = self.flat_params()
 
         def hvp(v: Tensor) -> Tensor:
-            return jvp(gradient_fn, (theta,), (v,))[1]
+            if self.forward_ad:
+                return jvp(gradient_fn, (theta,), (v,))[1]
+            return vjp(gradient_fn, theta)[1](v)[0]  # the Hessian is symmetric
 
-        return vmap(hvp, in_dims=1, out_dims=1)(V)
+        return self._forward_or_reverse(lambda: vmap(hvp, in_dims=1, out_dims=1)(V))
 
     def hessian_diag(self, X: Tensor, y: Tensor, chunk_size: int = 256) -> Tensor:
         """Exact diagonal of the Hessian from Hessian-vector products with unit vectors.
@@ -191,6 +276,7 @@ class FunctionalModel:
             diagonal[start:stop] = self.hessian_matvec(X, y, E)[index, index - start]
         return diagonal
 
+    @_explained("curvature-vector products")
     def sandwich_matvec(self, X: Tensor, inner: Tensor, V: Tensor) -> Tensor:
         """``Σ_n J_nᵀ M_n J_n V`` for ``M`` of shape ``(N, C, C)`` and ``V`` of shape ``(D, k)``."""
         outputs = self._flat_function(lambda p: self.outputs(p, X))
@@ -198,11 +284,12 @@ class FunctionalModel:
         _, pullback = vjp(outputs, theta)
 
         def product(v: Tensor) -> Tensor:
-            Jv = jvp(outputs, (theta,), (v,))[1]
+            Jv = self._jvp(outputs, theta, v)
             return pullback(torch.einsum("nij,nj->ni", inner, Jv))[0]
 
-        return vmap(product, in_dims=1, out_dims=1)(V)
+        return self._forward_or_reverse(lambda: vmap(product, in_dims=1, out_dims=1)(V))
 
+    @_explained("empirical-Fisher-vector products")
     def gradient_outer_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
         """``Σ_n g_n g_nᵀ V`` without per-sample gradients, ``V`` of shape ``(D, k)``."""
         losses = self._flat_function(lambda p: self.losses(p, X, y))
@@ -210,7 +297,7 @@ class FunctionalModel:
         _, pullback = vjp(losses, theta)
 
         def product(v: Tensor) -> Tensor:
-            Gv = jvp(losses, (theta,), (v,))[1]
+            Gv = self._jvp(losses, theta, v)
             return pullback(Gv)[0]
 
-        return vmap(product, in_dims=1, out_dims=1)(V)
+        return self._forward_or_reverse(lambda: vmap(product, in_dims=1, out_dims=1)(V))
