@@ -99,16 +99,33 @@ def test_products_fall_back_to_reverse_mode_without_forward_ad(name):
     G = c.per_sample_gradients()
     torch.testing.assert_close(c.empirical_fisher(form="operator") @ v, G.T @ (G @ v) / 4)
     torch.testing.assert_close(c.ggn(form="operator") @ v, c.ggn(form="dense") @ v)
+    if name == "weight_norm":
+        # torch's double backward of weight normalisation is wrong: refused
+        with pytest.raises(NotImplementedError, match="weight normalisation"):
+            c.hessian(form="dense")
+        with pytest.raises(NotImplementedError, match="weight normalisation"):
+            c.hessian(form="operator") @ v
+        return
     H = c.hessian(form="dense")
     torch.testing.assert_close(c.hessian(form="operator") @ v, H @ v)
-    # the Hessian from a brute-force double backward (torch's double backward of weight
-    # normalisation is not symmetric, so H is compared with it rather than with H.T)
-    theta = [p for p in model.parameters() if p.requires_grad]
-    loss = F.cross_entropy(model(X), y)
-    grads = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, theta, create_graph=True)])
-    rows = [torch.autograd.grad(grads[i], theta, retain_graph=True) for i in range(grads.numel())]
-    brute = torch.stack([torch.cat([r.reshape(-1) for r in row]) for row in rows])
-    torch.testing.assert_close(H, brute)
+    torch.testing.assert_close(H, _central_difference_hessian(c))
+
+
+def _central_difference_hessian(c: fl.Curvature, eps: float = 1e-6) -> torch.Tensor:
+    """Columns ``(∇L(θ + ε e_j) − ∇L(θ − ε e_j)) / 2ε``, from first derivatives only."""
+    params = [p for p in c.model.parameters() if p.requires_grad]
+    theta = torch.nn.utils.parameters_to_vector(params).detach()
+    columns = []
+    for j in range(theta.numel()):
+        grads = []
+        for sign in (1.0, -1.0):
+            shifted = theta.clone()
+            shifted[j] += sign * eps
+            torch.nn.utils.vector_to_parameters(shifted, params)
+            grads.append(c.gradient())
+        columns.append((grads[0] - grads[1]) / (2 * eps))
+    torch.nn.utils.vector_to_parameters(theta, params)
+    return torch.stack(columns, 1)
 
 
 class Recurrent(nn.Module):

@@ -36,6 +36,9 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _WeightNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from fisherlab.likelihoods import Likelihood
 
@@ -115,6 +118,28 @@ class FunctionalModel:
                     f"per-sample evaluation (torch: {message.splitlines()[0]})"
                 )
         return error
+
+    def check_second_order(self, what: str) -> None:
+        """Refuse second derivatives through weight normalisation.
+
+        PyTorch's double backward of ``_weight_norm`` is wrong: for ``Linear(3, 3)`` under
+        :func:`torch.nn.utils.weight_norm` the Hessian it gives is not symmetric (entries
+        off by 0.2 against central differences of the gradient).
+        """
+        for name, module in self.model.named_modules():
+            hooks = module._forward_pre_hooks.values()
+            old = any(isinstance(h, WeightNorm) for h in hooks)
+            new = parametrize.is_parametrized(module) and any(
+                isinstance(q, _WeightNorm)
+                for plist in module.parametrizations.values()  # type: ignore[union-attr]
+                for q in plist
+            )
+            if old or new:
+                raise NotImplementedError(
+                    f"{what}: module {name or type(module).__name__!r} uses weight "
+                    "normalisation, whose second derivative in PyTorch is wrong (not "
+                    "symmetric); first-order quantities, the GGN and the Fisher are exact"
+                )
 
     def _forward_or_reverse(self, compute: Callable[[], Tensor]) -> Tensor:
         """Run ``compute`` with forward-mode AD, or in reverse mode where a module lacks it."""
@@ -241,6 +266,7 @@ class FunctionalModel:
     @_explained("the dense Hessian")
     def hessian_dense(self, X: Tensor, y: Tensor) -> Tensor:
         """``∇²_θ Σ_n l_n`` by ``torch.func.hessian``, ``(D, D)``."""
+        self.check_second_order("the Hessian")
         fn = self._flat_function(lambda p: self.losses(p, X, y).sum())
         theta = self.flat_params()
         return self._forward_or_reverse(
@@ -250,6 +276,7 @@ class FunctionalModel:
     @_explained("Hessian-vector products")
     def hessian_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
         """``(∇²_θ Σ_n l_n) V`` for ``V`` of shape ``(D, k)``, forward-over-reverse, ``(D, k)``."""
+        self.check_second_order("Hessian-vector products")
         gradient_fn = grad(self._flat_function(lambda p: self.losses(p, X, y).sum()))
         theta = self.flat_params()
 
