@@ -94,20 +94,16 @@ def test_fig5_4(tmp_path):
     run_dir, res = _run("balles-fig5-4", tmp_path, overrides)
     _pngs(run_dir, ["fig5_4_sign_and_variance_adaptation.png"])
     digits = res["problems"]["digits-mlp"]
-    assert set(digits) == {"M-SGD", "M-SSD", "M-SVAG", "ADAM*", "SVAG"}
+    assert set(digits) == {"M-SGD", "M-SSD", "M-SVAG", "ADAM"}
     for s in digits.values():
         assert s["step"] == [0, 20, 40, 60]
         assert s["train_loss_mean"][-1] < s["train_loss_mean"][0]
+        assert len(s["final_train_loss"]) == 2  # the quick preset's 2 seeds
+        assert not s["lr_interior"]  # a one-point grid has no interior
+    assert 0.0 < digits["M-SVAG"]["shrinkage"][0] <= 1.0
     claims = balles_fig5_4.claims(res)
     assert len(claims) == 4
-    assert claims[1].holds is None  # one problem: problem dependence is not decidable
-    # variance adaptation claim follows the numbers
-    good, bad = copy.deepcopy(res), copy.deepcopy(res)
-    for m in ("M-SVAG", "ADAM*"):
-        good["problems"]["digits-mlp"][m]["final_train_loss_mean"] = 0.0
-        bad["problems"]["digits-mlp"][m]["final_train_loss_mean"] = 1e3
-    assert balles_fig5_4.claims(good)[2].holds is True
-    assert balles_fig5_4.claims(bad)[2].holds is False
+    assert all(c.holds is None and not c.premise_holds for c in claims)
 
 
 def test_fig5_4_zero_step_size_leaves_the_model_unchanged():
@@ -117,21 +113,23 @@ def test_fig5_4_zero_step_size_leaves_the_model_unchanged():
 
 
 def test_cabs(tmp_path):
-    overrides = {"epochs": 0.5, "lrs": [0.3, 0.1], "sensitivity_lrs": [0.3, 0.1], "num_evals": 5}
+    overrides = {"epochs": 0.5, "lrs": [0.3, 0.1], "num_evals": 5}
     run_dir, res = _run("balles-cabs", tmp_path, overrides)
     _pngs(run_dir, ["fig4_2_cabs_vs_constant.png", "fig4_3_lr_sensitivity.png"])
     assert set(res["selected"]) == {"CABS", "constant 64", "competitor"}
     cabs = res["runs"]["CABS"]["0.3"]
     assert cabs["examples"][-1] == int(0.5 * 1438)
-    assert all(4 <= b <= 1024 for b in cabs["batch"])
+    assert all(2 <= b <= 1024 for b in cabs["batch"])
+    assert 0.0 <= cabs["clipped_min_fraction"] <= 1.0
+    assert len(res["selected"]["CABS"]["final_train_loss"]) == 2
+    assert res["sensitivity_lrs"] == [0.1]
     claims = balles_cabs.claims(res)
     assert len(claims) == 4
-    better, worse = copy.deepcopy(res), copy.deepcopy(res)
-    better["selected"]["CABS"]["final_train_loss"] = 0.0
-    better["selected"]["CABS"]["max_test_acc"] = 1.0
-    better["sensitivity"]["CABS"]["log10_spread"] = 0.0
-    worse["selected"]["CABS"]["final_train_loss"] = 1e3
-    worse["selected"]["CABS"]["max_test_acc"] = 0.0
-    worse["sensitivity"]["CABS"]["log10_spread"] = 1e3
-    assert [c.holds for i, c in enumerate(balles_cabs.claims(better)) if i != 2] == [True] * 3
-    assert [c.holds for i, c in enumerate(balles_cabs.claims(worse)) if i != 2] == [False] * 3
+    assert claims[0].premise_holds is False  # a two-point grid has no interior
+
+
+def test_cabs_stops_a_failed_run():
+    cfg = balles_cabs.CABSConfig(epochs=3.0, num_evals=10, constant_batch_sizes=[16])
+    rec = balles_cabs.train(cfg, "constant", 50.0, batch_size=16)
+    assert rec["stopped"]
+    assert len(rec["train_loss"]) == 11 and rec["train_loss"][-1] == rec["train_loss"][-2]
