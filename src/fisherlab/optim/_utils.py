@@ -19,8 +19,18 @@ __all__ = ["split_flat"]
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 
+def as_float(value: Any, label: str) -> float:
+    """``float(value)``, or a ``ValueError`` naming ``label`` if it is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not (isinstance(value, Tensor) and value.numel() == 1):
+            raise ValueError(
+                f"Invalid {label}={value!r}: must be a real number, got {type(value).__name__}."
+            )
+    return float(value)
+
+
 def _check_finite_nonnegative(value: float, label: str) -> float:
-    value = float(value)
+    value = as_float(value, label)
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"Invalid {label}={value}: must be a finite number >= 0.")
     return value
@@ -45,7 +55,7 @@ def check_beta(beta: float, name: str = "beta") -> float:
     ValueError
         If ``beta`` is outside ``[0, 1)`` or NaN.
     """
-    beta = float(beta)
+    beta = as_float(beta, name)
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"Invalid {name}={beta}: must lie in [0, 1).")
     return beta
@@ -114,6 +124,48 @@ class GradientOptimizer(Optimizer):
         defaults = {k: _HYPERPARAMETER_CHECKS[k](v) for k, v in hyperparameters.items()}
         super().__init__(params, defaults)
         self._hyperparameter_names = tuple(defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a parameter group after checking its own hyperparameters (``lr``, ``beta``, ...).
+
+        Also called by ``__init__`` for every group given as a dict.
+        """
+        if isinstance(param_group, dict):
+            param_group = dict(param_group)
+            for key, check in _HYPERPARAMETER_CHECKS.items():
+                if key in param_group:
+                    param_group[key] = check(param_group[key])
+        super().add_param_group(param_group)
+
+    def _state_keys(self) -> set[str]:
+        return set(self._buffers) | ({"step"} if self._counts_steps else set())
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a ``state_dict`` after checking it was saved by this kind of optimizer.
+
+        Raises
+        ------
+        ValueError
+            If a parameter's saved state holds other buffers than this optimizer's (e.g.
+            the state of another optimizer class), or a group misses a hyperparameter.
+        """
+        name = type(self).__name__
+        expected = self._state_keys()
+        for index, state in dict(state_dict.get("state", {})).items():
+            if state and set(state) != expected:
+                raise ValueError(
+                    f"{name}.load_state_dict: the state of parameter {index} has entries "
+                    f"{sorted(state)}, but {name} keeps {sorted(expected)}: the state_dict "
+                    "comes from a different optimizer"
+                )
+        for group in state_dict.get("param_groups", []):
+            missing = [k for k in self._hyperparameter_names if k not in group]
+            if missing:
+                raise ValueError(
+                    f"{name}.load_state_dict: a parameter group lacks {missing}: the "
+                    "state_dict comes from a different optimizer"
+                )
+        super().load_state_dict(state_dict)
 
     def _group_tensors(
         self, group: dict[str, Any]

@@ -257,7 +257,7 @@ class MinibatchMSVAG(GradientOptimizer):
         Raises
         ------
         ValueError
-            If ``variance`` is missing or does not match the parameters.
+            If ``variance`` is missing, does not match the parameters, or is not finite.
         """
         if variance is None:
             raise ValueError(
@@ -265,7 +265,14 @@ class MinibatchMSVAG(GradientOptimizer):
                 "minibatch gradient (e.g. Curvature(...).variance(form='diag') / (m - 1))."
             )
         all_params = [p for group in self.param_groups for p in group["params"]]
-        variances = iter(as_tensor_list(variance, all_params, "variance"))
+        variance_list = as_tensor_list(variance, all_params, "variance")
+        for i, (p, v) in enumerate(zip(all_params, variance_list, strict=True)):
+            if p.grad is not None and not torch.isfinite(v).all():
+                raise ValueError(
+                    f"variance (tensor {i}) contains NaN or inf: the variance estimate must be "
+                    "finite"
+                )
+        variances = iter(variance_list)
         loss = evaluate_closure(closure)
         for group in self.param_groups:
             group_params = group["params"]

@@ -64,6 +64,7 @@ from fisherlab.continual import FisherType
 from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
 from fisherlab.noise import EmpiricalFisherNoise, FisherNoise, MultiplicativeNoise, NoiseSampler
+from fisherlab.representations.kfac import KFAC
 
 from ._utils import Params, check_lr, trainable_parameters
 
@@ -341,6 +342,8 @@ class CovarianceNoiseSGD(torch.optim.Optimizer):
             kept = self._sampler._matrix
         elif self._restored_matrix is not None:
             kept = self._restored_matrix
+        if isinstance(kept, KFAC):  # plain tensors: loadable with weights_only=True
+            kept = kept.state()
         state["noisy_sgd"] = {
             "steps": self.steps,
             "generator_state": None if self.generator is None else self.generator.get_state(),
@@ -352,16 +355,22 @@ class CovarianceNoiseSGD(torch.optim.Optimizer):
         """Load a :meth:`state_dict`; the generator (if any) continues from the saved state."""
         state_dict = dict(state_dict)
         extra = state_dict.pop("noisy_sgd", None)
+        if extra is None or state_dict.get("state"):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: this state_dict was not saved by "
+                f"{type(self).__name__} (it has {sorted(state_dict)})"
+            )
+        covariance = extra["covariance"]
+        if isinstance(covariance, dict):
+            covariance = KFAC.from_state(covariance)
         super().load_state_dict(state_dict)
-        if extra is None:
-            return
         self.steps = int(extra["steps"])
         if extra["generator_state"] is not None:
             if self.generator is None:
                 raise ValueError("the saved optimizer used a generator: pass one to continue")
             self.generator.set_state(extra["generator_state"])
         self._sampler = None
-        self._restored_matrix = extra["covariance"]
+        self._restored_matrix = covariance
 
 
 class BatchChangeSampler(Sampler[list[int]]):

@@ -20,6 +20,7 @@ batches of problems at once; :class:`PreconditionedGD` wraps it as a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,7 +30,22 @@ from torch import Tensor
 from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
 
-from ._utils import trainable_parameters
+from ._utils import as_float, trainable_parameters
+
+
+def _check_lr(lr: Any) -> float:
+    value = as_float(lr, "lr")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"Invalid lr={lr!r}: must be a finite number > 0.")
+    return value
+
+
+def _check_damping(damping: Any) -> float:
+    value = as_float(damping, "damping")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"Invalid damping={damping!r}: must be a finite number >= 0.")
+    return value
+
 
 __all__ = [
     "PRECONDITIONERS",
@@ -148,10 +164,8 @@ class PreconditionedGD(torch.optim.Optimizer):
         variance_adaptation: bool = False,
         reduction: str | None = None,
     ) -> None:
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if not damping >= 0:
-            raise ValueError(f"damping must be >= 0, got {damping}")
+        lr = _check_lr(lr)
+        damping = _check_damping(damping)
         if preconditioner not in PRECONDITIONERS:
             raise ValueError(
                 f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got "
@@ -184,10 +198,12 @@ class PreconditionedGD(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after checking its ``lr`` and ``damping``."""
-        if "lr" in param_group and not param_group["lr"] > 0:
-            raise ValueError(f"lr must be > 0, got {param_group['lr']}")
-        if "damping" in param_group and not param_group["damping"] >= 0:
-            raise ValueError(f"damping must be >= 0, got {param_group['damping']}")
+        if isinstance(param_group, dict):
+            param_group = dict(param_group)
+            if "lr" in param_group:
+                param_group["lr"] = _check_lr(param_group["lr"])
+            if "damping" in param_group:
+                param_group["damping"] = _check_damping(param_group["damping"])
         super().add_param_group(param_group)
 
     def _matrix(self, curvature: Curvature) -> Any:
@@ -244,7 +260,17 @@ class PreconditionedGD(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a :meth:`state_dict`, including the generator state."""
         state_dict = dict(state_dict)
-        generator_state = state_dict.pop("generator_state", None)
+        groups = state_dict.get("param_groups", [])
+        if (
+            "generator_state" not in state_dict
+            or state_dict.get("state")
+            or any("damping" not in group for group in groups)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: this state_dict was not saved by "
+                f"{type(self).__name__} (it has {sorted(state_dict)})"
+            )
+        generator_state = state_dict.pop("generator_state")
         super().load_state_dict(state_dict)
         if generator_state is not None:
             if self.generator is None:

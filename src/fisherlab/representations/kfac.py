@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -449,6 +449,47 @@ class KFAC(_BlockMatrix):
 
     def __repr__(self) -> str:
         return f"KFAC({self.name}, layers={len(self.blocks)}, shape={self.shape})"
+
+    def state(self) -> dict[str, Any]:
+        """The factors and layout as tensors, numbers and strings only.
+
+        The result can be saved with :func:`torch.save` and read back with
+        ``torch.load(..., weights_only=True)``; :meth:`from_state` rebuilds the object.
+        """
+        fields = ("name", "out_features", "weight_columns", "has_bias")
+        blocks = [
+            {
+                **{key: getattr(b, key) for key in fields},
+                "weight_offset": -1 if b.weight_offset is None else b.weight_offset,
+                "bias_offset": -1 if b.bias_offset is None else b.bias_offset,
+                "A": b.A,
+                "G": b.G,
+            }
+            for b in self.blocks
+        ]
+        return {"kind": "kfac", "dim": self.dim, "name": self.name, "blocks": blocks}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> KFAC:
+        """Rebuild a :class:`KFAC` from :meth:`state`."""
+        if not isinstance(state, dict) or state.get("kind") != "kfac":
+            raise ValueError("not a KFAC state: expected the dict of KFAC.state()")
+        blocks = []
+        for b in state["blocks"]:
+            blocks.append(
+                KroneckerBlock(
+                    b["name"],
+                    int(b["out_features"]),
+                    int(b["weight_columns"]),
+                    bool(b["has_bias"]),
+                    None if b["weight_offset"] < 0 else int(b["weight_offset"]),
+                    None if b["bias_offset"] < 0 else int(b["bias_offset"]),
+                    A=b["A"],
+                    G=b["G"],
+                )
+            )
+        reference = blocks[0].G if blocks else torch.empty(0)
+        return cls(blocks, int(state["dim"]), reference.dtype, reference.device, state["name"])
 
     # -- helpers -----------------------------------------------------------------------
     def _apply(self, v: Tensor, blockwise) -> Tensor:
