@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 import fisherlab as fl
+from benchmarks import monitor_overhead
 from benchmarks.models import problem
 from fisherlab.engine.hooks import FIRST_ORDER, Collector
 
@@ -461,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     widths = [64, 128] if quick else [64, 128, 256, 512, 1024]
     scaling = bench_scaling(sizes, widths, 2 if quick else 10, log)
     write_json(args.out / "scaling.json", {"meta": meta, **scaling})
-    text = markdown(meta, ratios, memory, scaling)
+    monitor = monitor_overhead.bench_monitor(n, reps, log)
+    write_json(args.out / "monitor.json", {"meta": meta, **monitor})
+    text = markdown(meta, ratios, memory, scaling) + "\n\n" + monitor_overhead.markdown(monitor)
     readme = args.out / "README.md"
     tmp = readme.with_suffix(".md.tmp")
     tmp.write_text(text + "\n")

@@ -1,4 +1,4 @@
-"""Command-line interface: ``fisherlab list | run | reproduce | report``.
+"""Command-line interface: ``fisherlab list | run | reproduce | report | monitor-...``.
 
 Examples
 --------
@@ -6,8 +6,14 @@ Examples
 
     $ fisherlab list
     $ fisherlab run demo --quick --set steps=100 --set lr=0.3
+    $ fisherlab run kunstner-fig3 --quick --dataset wine
     $ fisherlab reproduce --quick --out results/
     $ fisherlab report --out results/
+    $ fisherlab monitor-demo --out monitor/
+    $ fisherlab monitor-plot monitor/run.jsonl --out dashboard.png
+
+Heavy modules (torch, the experiments) are imported only by the command that needs them,
+so ``fisherlab --help`` answers at once.
 
 Exit codes: 0 success, 1 an experiment failed, 2 usage error (unknown experiment, invalid
 ``--set``, a run directory holding a different config, ...).
@@ -17,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DEFAULT_OUT", "build_parser", "main"]
 
@@ -33,6 +42,48 @@ class UsageError(Exception):
 
 def _error(message: str) -> None:
     print(f"fisherlab: error: {message}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose epilog may be computed when the help is shown."""
+
+    def __init__(self, *args: Any, epilog_factory: Callable[[], str] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.epilog_factory = epilog_factory
+
+    def format_help(self) -> str:
+        if self.epilog_factory is not None:
+            self.epilog = self.epilog_factory()
+        return super().format_help()
+
+
+def accepted_datasets(name: str) -> tuple[str, ...]:
+    """The data sets ``fisherlab run NAME --dataset`` accepts: those its presets run on.
+
+    The union of the ``datasets`` field of the experiment's quick and full configs; empty
+    for an experiment without a ``datasets`` field.
+    """
+    from fisherlab.experiments import get
+    from fisherlab.experiments.runner import config_fields
+
+    exp = get(name)
+    if "datasets" not in config_fields(exp):
+        return ()
+    names: dict[str, None] = {}
+    for quick in (True, False):
+        names.update(dict.fromkeys(exp.config_class.preset(quick=quick, seed=0).datasets))
+    return tuple(names)
+
+
+def _datasets_epilog() -> str:
+    from fisherlab.experiments import all_experiments
+
+    lines = ["data sets that --dataset accepts, per experiment:"]
+    for e in all_experiments():
+        names = accepted_datasets(e.name)
+        if names:
+            lines.append(f"  {e.name}: {', '.join(names)}")
+    return "\n".join(lines)
 
 
 def _add_scale(p: argparse.ArgumentParser) -> None:
@@ -75,18 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fisherlab",
         description="Reproduce experiments on the Fisher, the empirical Fisher and gradient "
-        "noise; results go to DIR/NAME/ and an HTML report to DIR/report.html.",
+        "noise; results go to DIR/NAME/ and an HTML report to DIR/report.html. Monitor "
+        "gradient noise and curvature of a training run (monitor-demo, monitor-plot).",
     )
     from fisherlab import __version__
 
     parser.add_argument("--version", action="version", version=f"fisherlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("list", help="list the experiments")
+    p = sub.add_parser("list", help="list the experiments and the data sets each takes")
     _add_out(p)
 
-    p = sub.add_parser("run", help="run one experiment")
+    p = sub.add_parser(
+        "run",
+        help="run one experiment",
+        epilog_factory=_datasets_epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("name", metavar="NAME", help="experiment name (see `fisherlab list`)")
     _add_scale(p)
     _add_out(p)
@@ -101,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config field, e.g. --set lr=0.1 seeds=0,1,2 (repeatable)",
     )
     p.add_argument(
-        "--dataset", metavar="NAME", help="run on this data set only (sets datasets=(NAME,))"
+        "--dataset",
+        metavar="NAME",
+        help="run on this one of the experiment's data sets only (listed below)",
     )
     p.add_argument(
         "--fresh", action="store_true", help="delete an existing run directory and start over"
@@ -124,6 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write DIR/report.html from the runs in DIR")
     _add_out(p)
+
+    p = sub.add_parser(
+        "monitor-demo",
+        help="train a small MLP on the digits data under fl.Monitor; write the log, PNG, HTML",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument("--steps", type=int, default=400, metavar="N", help="SGD steps (default: 400)")
+    p.add_argument("--quick", action="store_true", help="60 steps (a few seconds), e.g. for CI")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default: 0)")
+    _add_threads(p)
+
+    p = sub.add_parser("monitor-plot", help="draw the dashboard of a monitor log (JSON lines)")
+    p.add_argument("log", type=Path, metavar="LOG", help="the log= file of fl.Monitor")
+    p.add_argument("--out", type=Path, required=True, metavar="PNG", help="the PNG to write")
+    p.add_argument("--html", type=Path, metavar="HTML", help="also write a self-contained page")
     return parser
 
 
@@ -144,18 +218,36 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from fisherlab.experiments import all_experiments
 
     exps = all_experiments()
-    rows = [("NAME", "PAPER", "TITLE", f"RUN IN {args.out}")]
+    width = max(60, shutil.get_terminal_size((100, 24)).columns - 1)
+    name_width = max(len(e.name) for e in exps)
+    state_header = "LAST RUN"
+    states = {e.name: _run_state(args.out / e.name) for e in exps}
+    state_width = max(len(state_header), *(len(v) for v in states.values()))
+    title_indent = " " * (name_width + state_width + 4)
+    title_wrap = textwrap.TextWrapper(
+        width=width, initial_indent=title_indent, subsequent_indent=title_indent
+    )
+    detail_wrap = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ")
+    print(f"{'NAME':<{name_width}}  {state_header:<{state_width}}  TITLE")
     for e in exps:
-        title = e.title + (
-            f" [downloads: {', '.join(e.needs_download)}]" if e.needs_download else ""
-        )
-        rows.append((e.name, e.paper, title, _run_state(args.out / e.name)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+        lines = title_wrap.wrap(e.title)
+        lines[0] = f"{e.name:<{name_width}}  {states[e.name]:<{state_width}}  " + lines[0].lstrip()
+        details = [e.paper]
+        datasets = accepted_datasets(e.name)
+        if datasets:
+            details.append(f"data sets (--dataset): {', '.join(datasets)}")
+        if e.needs_download:
+            details.append(f"downloads: {', '.join(e.needs_download)}")
+        lines += detail_wrap.wrap("; ".join(details))
+        print("\n".join(lines))
     print(
-        f"\n{len(exps)} experiment(s). Each runs at two scales: --quick (reduced, minutes on "
-        "a CPU) or --full (the scale of the paper)."
+        "\n"
+        + textwrap.fill(
+            f"{len(exps)} experiment(s); LAST RUN is the state of the run in {args.out}. "
+            "Each runs at two scales: --quick (reduced, minutes on a CPU) or --full (the "
+            "scale of the paper).",
+            width=width,
+        )
     )
     return 0
 
@@ -171,7 +263,14 @@ def _overrides(args: argparse.Namespace, name: str) -> dict[str, object]:
             )
         if "datasets" in overrides:
             raise UsageError("give either --dataset or --set datasets=..., not both")
-        overrides["datasets"] = (args.dataset,)
+        accepted = accepted_datasets(name)
+        dataset = args.dataset.strip().lower().replace("_", "-")
+        if dataset not in accepted:
+            raise UsageError(
+                f"experiment {name!r} does not take data set {args.dataset!r}; "
+                f"it takes: {', '.join(accepted)}"
+            )
+        overrides["datasets"] = (dataset,)
     return overrides
 
 
@@ -284,11 +383,43 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitor_demo(args: argparse.Namespace) -> int:
+    from fisherlab.monitor.demo import run_demo
+
+    steps = 60 if args.quick else args.steps
+    if steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {steps}")
+    paths = run_demo(args.out, steps=steps, seed=args.seed)
+    for kind in ("log", "png", "html"):
+        print(f"{kind}: {paths[kind]}")
+    return 0
+
+
+def _cmd_monitor_plot(args: argparse.Namespace) -> int:
+    from fisherlab.monitor import plot_records, read_log, write_html
+
+    try:
+        records = read_log(args.log)
+    except OSError as exc:
+        raise UsageError(f"cannot read the log {args.log}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if not records:
+        raise UsageError(f"the log {args.log} holds no records")
+    title = f"fisherlab monitor: {args.log.name}"
+    print(f"png: {plot_records(records, args.out, title=title)}")
+    if args.html is not None:
+        print(f"html: {write_html(records, args.html, title=title)}")
+    return 0
+
+
 _COMMANDS = {
     "list": _cmd_list,
     "run": _cmd_run,
     "reproduce": _cmd_reproduce,
     "report": _cmd_report,
+    "monitor-demo": _cmd_monitor_demo,
+    "monitor-plot": _cmd_monitor_plot,
 }
 
 

@@ -56,7 +56,7 @@ def all_instruments(seed=3):
         EdgeOfStability(num_steps=D_MLP + 5, seed=seed, every=1),
         CABSBatchSize(min_batch=1, max_batch=10_000),
         NormTestBatchSize(theta=0.8, min_batch=1, max_batch=10_000),
-        GradientHistogram(low=-6.0, high=1.0, bins=14),
+        GradientHistogram(low=-6.0, high=1.0, bins=14, every=1),
     )
 
 
@@ -156,7 +156,8 @@ def test_periods():
     model, lik = mlp(), fl.likelihoods.Categorical()
     track = ("loss", "variance_trace", HessianMaxEigenvalue(num_steps=4, every=3))
     mon = Monitor(model, lik, track=track, every=2)
-    assert HessianMaxEigenvalue().every == 50 and EFvsFisher().every == 10
+    assert HessianMaxEigenvalue().every == 50 and EFvsFisher().every == 100
+    assert GradientHistogram().every == 10
     for X, y in loader(n=112):  # 7 steps
         with mon.step(X, y) as s:
             s.loss(model(X), y).backward()

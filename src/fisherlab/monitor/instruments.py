@@ -48,6 +48,7 @@ name                  records                      formula (reference)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -57,6 +58,7 @@ from torch import Tensor
 
 from fisherlab.engine.hooks import Collector, Statistic
 from fisherlab.likelihoods import Likelihood
+from fisherlab.representations import CurvatureOperator
 
 __all__ = [
     "CABSBatchSize",
@@ -179,6 +181,21 @@ class StepData:
         return self.collector.flat(Statistic.VARIANCE)
 
     @cached_property
+    def gradient_norm_sq(self) -> float:
+        r""":math:`\|\nabla L\|^2`."""
+        return float(self.gradient.square().sum())
+
+    @cached_property
+    def variance_sum(self) -> float:
+        r""":math:`\operatorname{tr}\Sigma`."""
+        return float(self.variance.sum())
+
+    @cached_property
+    def variance_abs_sum(self) -> float:
+        r""":math:`\|\operatorname{diag}\Sigma\|_1` (differs from the trace by round-off)."""
+        return float(self.variance.abs().sum())
+
+    @cached_property
     def curvature(self) -> Any:
         """``fl.Curvature`` of the model on the step's batch (generic engine products)."""
         from fisherlab.curvature import Curvature
@@ -190,18 +207,72 @@ class StepData:
         device = next(self.model.parameters()).device
         return torch.Generator(device=device).manual_seed(seed + self.step)
 
+    def products(self, matrix: str) -> CurvatureOperator:
+        r"""The Hessian or GGN of the step's batch loss as a matrix-free operator.
+
+        One forward pass builds the graph once; each product then costs one extra backward
+        pass through it: :math:`\nabla^2 L\,v = \nabla(\nabla L^\top v)` (Pearlmutter) and
+        :math:`G v = c\sum_n J_n^\top \nabla_f^2 l_n\,(J_n v)` with :math:`J v` from the
+        double-backward trick (:math:`J v = \partial_u (J^\top u)^\top v`). Same numbers as
+        ``Curvature(...).hessian(form="operator")`` / ``.ggn(form="operator")``, without
+        repeating the forward pass for every product.
+        """
+        if matrix not in ("hessian", "ggn"):
+            raise ValueError(f"matrix must be 'hessian' or 'ggn', got {matrix!r}")
+        model, lik = self.model, self.likelihood
+        params = [p for p in model.parameters() if p.requires_grad]
+        sizes = [p.numel() for p in params]
+        c = 1.0 / self.X.shape[0] if self.reduction == "mean" else 1.0
+        with torch.enable_grad():
+            f = model(self.X)
+            f = f.reshape(f.shape[0], -1)
+            y = lik.flatten_targets(self.y)
+            if matrix == "hessian":
+                loss = c * lik.nll(f, y).sum()
+                first = torch.autograd.grad(loss, params, create_graph=True)
+            else:
+                H = c * lik.output_hessian(f.detach(), y)
+                u = torch.zeros_like(f, requires_grad=True)
+                first = torch.autograd.grad(f, params, u, create_graph=True)
+
+        def flat(parts: Sequence[Tensor | None]) -> Tensor:
+            return torch.cat(
+                [
+                    (torch.zeros(n, dtype=f.dtype, device=f.device) if t is None else t.reshape(-1))
+                    for t, n in zip(parts, sizes, strict=True)
+                ]
+            )
+
+        def product(v: Tensor) -> Tensor:
+            pieces = [t.view_as(p) for t, p in zip(v.split(sizes), params, strict=True)]
+            if matrix == "hessian":
+                return flat(
+                    torch.autograd.grad(first, params, pieces, retain_graph=True, allow_unused=True)
+                )
+            (Jv,) = torch.autograd.grad(first, u, pieces, retain_graph=True)
+            HJv = torch.einsum("ncd,nd->nc", H, Jv)
+            return flat(torch.autograd.grad(f, params, HJv, retain_graph=True, allow_unused=True))
+
+        def matmat(V: Tensor) -> Tensor:
+            return torch.stack([product(v) for v in V.T], dim=1).detach()
+
+        return CurvatureOperator(
+            matmat, sum(sizes), f.dtype, f.device, name=f"{matrix} (step {self.step})"
+        )
+
     def max_eigenvalue(self, matrix: str, num_steps: int, seed: int) -> float:
         r"""Largest eigenvalue of the Hessian or GGN by ``num_steps`` Lanczos steps.
 
         The Ritz value :math:`\max \operatorname{eig}(T)` of the Lanczos tridiagonal matrix
-        :math:`T` (full reorthogonalisation, :func:`fisherlab.linalg.lanczos`), started from
-        a Gaussian vector; exact once ``num_steps >= D``. Cached per step.
+        :math:`T` (full reorthogonalisation, :func:`fisherlab.linalg.lanczos`) on
+        :meth:`products`, started from a Gaussian vector; a lower bound, exact once
+        ``num_steps >= D``. Cached per step.
         """
         key = (matrix, num_steps, seed)
         if key not in self._eigenvalues:
             from fisherlab import linalg
 
-            op = getattr(self.curvature, matrix)(form="operator")
+            op = self.products(matrix)
             g = self.generator(seed)
             v0 = torch.randn(op.dim, generator=g, device=g.device, dtype=op.dtype)
             alpha, beta = linalg.lanczos(op, v0, num_steps)
@@ -275,7 +346,7 @@ class GradientNorm(Instrument):
 
     def measure(self, data: StepData) -> dict[str, Value]:
         """Return ``{"gradient_norm": ‖∇L‖}``."""
-        return {"gradient_norm": float(data.gradient.norm())}
+        return {"gradient_norm": math.sqrt(data.gradient_norm_sq)}
 
 
 class VarianceTrace(Instrument):
@@ -292,7 +363,7 @@ class VarianceTrace(Instrument):
 
     def measure(self, data: StepData) -> dict[str, Value]:
         """Return ``{"variance_trace": tr Σ}``."""
-        return {"variance_trace": float(data.variance.sum())}
+        return {"variance_trace": data.variance_sum}
 
 
 class NoiseToSignal(Instrument):
@@ -310,8 +381,7 @@ class NoiseToSignal(Instrument):
 
     def measure(self, data: StepData) -> dict[str, Value]:
         """Return ``{"noise_to_signal": η²}`` (inf for a zero gradient)."""
-        signal = float(data.gradient.square().sum())
-        noise = float(data.variance.sum())
+        signal, noise = data.gradient_norm_sq, data.variance_sum
         return {"noise_to_signal": noise / signal if signal > 0 else math.inf}
 
 
@@ -392,12 +462,14 @@ class EFvsFisher(Instrument):
     seed : int
         Step ``t`` draws its labels from a generator seeded with ``seed + t``.
     every : int or None
-        Default 10 (one extra Jacobian-transpose pass per sample and label).
+        Default 100: per-sample gradients, one Jacobian-transpose product per sample and
+        label and two ``N × D`` Gram products cost of the order of 100 training steps on
+        the benchmark MLP (``benchmarks/monitor_overhead.py``).
     """
 
     name = "ef_vs_fisher"
     statistics = (Statistic.GRADIENT, Statistic.PER_SAMPLE_GRADIENTS)
-    default_every = 10
+    default_every = 100
     panels = (
         Panel(
             "ef_fisher_trace_ratio",
@@ -460,7 +532,7 @@ class _MaxEigenvalue(Instrument):
     key = ""
     default_every = 50
 
-    def __init__(self, num_steps: int = 20, seed: int = 0, every: int | None = None) -> None:
+    def __init__(self, num_steps: int = 10, seed: int = 0, every: int | None = None) -> None:
         super().__init__(every)
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
@@ -543,12 +615,15 @@ class _BatchSize(Instrument):
             )
 
     @staticmethod
-    def unbiased_variance(data: StepData) -> Tensor:
-        r"""Per-sample variance estimate :math:`s = \frac{N}{N-1}\operatorname{diag}\Sigma`."""
+    def unbiased_variance(data: StepData) -> float:
+        r"""The trace of the per-sample variance estimate.
+
+        :math:`\|s\|_1` of :math:`s = \frac{N}{N-1}\operatorname{diag}\Sigma` (Eq. 3.30).
+        """
         N = data.num_samples
         if N < 2:
             raise ValueError("batch-size rules need minibatches of at least 2 samples")
-        return data.variance * (N / (N - 1))
+        return data.variance_abs_sum * (N / (N - 1))
 
 
 class CABSBatchSize(_BatchSize):
@@ -623,13 +698,15 @@ class GradientHistogram(Instrument):
     r"""Histogram of :math:`\log_{10}|\partial_i L|` over the coordinates of the gradient.
 
     ``bins`` equal bins on ``[low, high]``; values below ``low`` (zeros included) go to the
-    first bin, values above ``high`` to the last. Recorded as
+    first bin, values above ``high`` to the last; default every 10 steps (a few passes over
+    the gradient). Recorded as
     ``{"gradient_histogram": {"low": low, "high": high, "counts": [...]}}``; the dashboard
     draws the histograms of all steps as a heat map.
     """
 
     name = "gradient_histogram"
     statistics = (Statistic.GRADIENT,)
+    default_every = 10
     panels = (
         Panel(
             "gradient_histogram",
@@ -653,9 +730,10 @@ class GradientHistogram(Instrument):
 
     def measure(self, data: StepData) -> dict[str, Value]:
         """Return the counts per bin."""
-        magnitude = data.gradient.detach().abs().double()
-        exponent = torch.log10(magnitude.clamp_min(10.0**self.low)).clamp(self.low, self.high)
-        counts = torch.histc(exponent.cpu(), bins=self.bins, min=self.low, max=self.high)
+        exponent = torch.log10(data.gradient.detach().abs())  # -inf for zeros
+        width = (self.high - self.low) / self.bins
+        index = ((exponent - self.low) / width).floor().clamp(0, self.bins - 1).long()
+        counts = torch.bincount(index, minlength=self.bins)
         return {
             "gradient_histogram": {
                 "low": self.low,
