@@ -69,7 +69,7 @@ def test_fig1_distribution():
 
 @pytest.mark.parametrize("variant", sorted(LOGISTIC_CLASSES))
 def test_fig2_logistic_class_moments_match_table_d1(variant):
-    data = datasets.load(f"kunstner-fig2-logistic-{variant}", seed=1, n=BIG)
+    data = datasets.load(f"kunstner-fig2-logistic-{variant}", seed=1, n=BIG, reading="literal")
     assert set(data.y.unique().tolist()) == {0.0, 1.0}
     for label, (mean, cov) in enumerate(LOGISTIC_CLASSES[variant]):
         x = data.X[data.y == label]

@@ -6,6 +6,7 @@ the global random state) and returns float64 data.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -15,10 +16,14 @@ from fisherlab.datasets.dataset import Dataset
 Seed = int | torch.Generator
 Variant = Literal["correct", "misspecified-a", "misspecified-b"]
 VARIANTS: tuple[str, ...] = ("correct", "misspecified-a", "misspecified-b")
+Reading = Literal["authors", "literal"]
+#: Readings of Tables D.1/D.2: the authors' generator (default) or the tables' literal text.
+READINGS: tuple[str, ...] = ("authors", "literal")
 
 _F64 = torch.float64
 
-# Table D.1: (mean, covariance) of p(x | y=0) and of p(x | y=1).
+# Table D.1: (mean, matrix) of p(x | y=0) and of p(x | y=1); the matrix is the
+# covariance's square root (authors' reading) or the covariance (literal reading).
 LOGISTIC_CLASSES: dict[str, tuple[tuple[list[float], list[list[float]]], ...]] = {
     "correct": (
         ([1.0, 1.0], [[2.0, 0.0], [0.0, 2.0]]),
@@ -60,9 +65,11 @@ def _check_n(n: int) -> None:
         raise ValueError(f"n must be positive, got {n}")
 
 
-def _check(variant: str, n: int) -> None:
+def _check(variant: str, n: int, reading: str = "authors") -> None:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
     _check_n(n)
 
 
@@ -110,17 +117,23 @@ def kunstner_fig1(*, seed: Seed, n: int = 1000) -> Dataset:
     )
 
 
-def kunstner_fig2_logistic(variant: Variant, *, seed: Seed, n: int = 1000) -> Dataset:
+def kunstner_fig2_logistic(
+    variant: Variant, *, seed: Seed, n: int = 1000, reading: Reading = "authors"
+) -> Dataset:
     """Two-Gaussian classification problems of Kunstner et al., Fig. 2 (Table D.1).
 
-    ``p(y=0) = p(y=1) = 1/2``; ``x | y`` is Gaussian with the mean and
-    covariance of Table D.1. The classes are balanced exactly
-    (``n // 2`` samples of class 0, the rest of class 1) and the samples are
-    shuffled. Samples are drawn as ``mean + L z`` with ``L`` the Cholesky factor
-    of the table's covariance, so the table's matrices are the covariances.
-    (The authors' released code multiplies ``z`` by the matrix itself, which
-    gives its square as covariance.) ``X`` has no bias column: the model of the
-    figure is ``sigmoid(x @ theta)`` with ``theta`` in 2-D.
+    ``p(y=0) = p(y=1) = 1/2``; ``x | y`` is Gaussian with the mean of Table D.1
+    and a covariance given by the table's matrix ``A`` (symmetric positive
+    definite). The classes are balanced exactly (``n // 2`` samples of class 0,
+    the rest of class 1) and the samples are shuffled. ``X`` has no bias column:
+    the model of the figure is ``sigmoid(x @ theta)`` with ``theta`` in 2-D.
+
+    - ``reading="authors"`` (default): ``x = mean + A z``, so the covariance is
+      ``A²`` (the table lists its square root). This is the authors' released
+      generator, which produced the published figure and its caption's
+      accuracies (73 % for the correct model);
+    - ``reading="literal"``: ``x = mean + L z`` with ``L`` the Cholesky factor
+      of ``A``, so the covariance is ``A`` as the table says.
 
     Parameters
     ----------
@@ -130,20 +143,24 @@ def kunstner_fig2_logistic(variant: Variant, *, seed: Seed, n: int = 1000) -> Da
         Source of randomness.
     n : int, default 1000
         Number of samples.
+    reading : {"authors", "literal"}, default "authors"
+        How the table's matrices are read (see above).
 
     Returns
     -------
     Dataset
         ``X`` of shape (n, 2), ``y`` in {0., 1.} of shape (n,); task ``"binary"``.
     """
-    _check(variant, n)
+    _check(variant, n, reading)
     gen = as_generator(seed)
     counts = (n // 2, n - n // 2)
     parts = []
-    for (mean, cov), count in zip(LOGISTIC_CLASSES[variant], counts, strict=True):
-        chol = torch.linalg.cholesky(torch.tensor(cov, dtype=_F64))
+    for (mean, matrix), count in zip(LOGISTIC_CLASSES[variant], counts, strict=True):
+        factor = torch.tensor(matrix, dtype=_F64)
+        if reading == "literal":
+            factor = torch.linalg.cholesky(factor)
         z = torch.randn(count, 2, generator=gen, dtype=_F64)
-        parts.append(torch.tensor(mean, dtype=_F64) + z @ chol.T)
+        parts.append(torch.tensor(mean, dtype=_F64) + z @ factor.T)
     X = torch.cat(parts)
     y = torch.cat([torch.zeros(counts[0], dtype=_F64), torch.ones(counts[1], dtype=_F64)])
     perm = torch.randperm(n, generator=gen)
@@ -152,18 +169,23 @@ def kunstner_fig2_logistic(variant: Variant, *, seed: Seed, n: int = 1000) -> Da
         y[perm],
         f"kunstner-fig2-logistic-{variant}",
         "binary",
-        f"two Gaussian classes, Table D.1 '{variant}', N={n}; source: Kunstner et al. 2019, Fig. 2",
+        f"two Gaussian classes, Table D.1 '{variant}' ({reading} reading), N={n}; "
+        "source: Kunstner et al. 2019, Fig. 2",
     )
 
 
-def kunstner_fig2_linear(variant: Variant, *, seed: Seed, n: int = 1000) -> Dataset:
+def kunstner_fig2_linear(
+    variant: Variant, *, seed: Seed, n: int = 1000, reading: Reading = "authors"
+) -> Dataset:
     """Linear regression problems of Kunstner et al., Fig. 2 (Table D.2).
 
     ``x ~ N(0, 1)`` and
 
     - ``"correct"``: ``y = x + eps``, ``eps ~ N(0, 1)``;
-    - ``"misspecified-a"``: ``y = x + eps``, ``eps ~ N(0, 2)`` read as standard
-      deviation 2 (variance 4), as in the authors' released code;
+    - ``"misspecified-a"``: ``y = x + eps``, ``eps ~ N(0, 2)``: with
+      ``reading="authors"`` (default, the authors' released generator) the 2 is
+      the standard deviation (variance 4); with ``reading="literal"`` it is the
+      variance (standard deviation sqrt(2));
     - ``"misspecified-b"``: ``y = x + x**2 / 2 + eps``, ``eps ~ N(0, 1)``.
 
     The design matrix is ``[1, x]`` as in :func:`kunstner_fig1`, so that
@@ -179,16 +201,20 @@ def kunstner_fig2_linear(variant: Variant, *, seed: Seed, n: int = 1000) -> Data
         Source of randomness.
     n : int, default 1000
         Number of samples.
+    reading : {"authors", "literal"}, default "authors"
+        How "N(0, 2)" of misspecified (A) is read (see above).
 
     Returns
     -------
     Dataset
         ``X`` of shape (n, 2) = ``[1, x]``, ``y`` of shape (n,); task ``"regression"``.
     """
-    _check(variant, n)
+    _check(variant, n, reading)
     gen = as_generator(seed)
     x = torch.randn(n, generator=gen, dtype=_F64)
-    noise_std = 2.0 if variant == "misspecified-a" else 1.0
+    noise_std = 1.0
+    if variant == "misspecified-a":
+        noise_std = 2.0 if reading == "authors" else math.sqrt(2.0)
     y = x + noise_std * torch.randn(n, generator=gen, dtype=_F64)
     if variant == "misspecified-b":
         y = y + 0.5 * x**2
@@ -198,6 +224,6 @@ def kunstner_fig2_linear(variant: Variant, *, seed: Seed, n: int = 1000) -> Data
         y,
         f"kunstner-fig2-linear-{variant}",
         "regression",
-        f"x ~ N(0,1), Table D.2 '{variant}', X = [1, x], N={n}; "
+        f"x ~ N(0,1), Table D.2 '{variant}' ({reading} reading), X = [1, x], N={n}; "
         "source: Kunstner et al. 2019, Fig. 2",
     )
