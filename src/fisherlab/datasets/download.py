@@ -8,7 +8,10 @@ used as is (no network access).
 
 Integrity: if the table has a published SHA-256, every load verifies it. If it
 has none, the first load records the file's SHA-256 in ``<file name>.sha256``
-next to it (trust on first use) and later loads verify against that record.
+next to it (trust on first use) and later loads verify against that record. A
+body shorter or longer than the announced ``Content-Length``, or an HTML page in
+place of the data file (a download or a cached file), is never trusted; an empty
+or malformed record is an error.
 
 Downloads use only :mod:`urllib.request`, go to a temporary file in the target
 directory, and are renamed into place atomically once the checksum is
@@ -110,8 +113,32 @@ def _expected_sha256(entry: RemoteFile, path: Path) -> str | None:
         return entry.sha256.lower()
     record = _record_path(path)
     if record.exists():
-        return record.read_text().split()[0].lower()
+        fields = record.read_text().split()
+        digest = fields[0].lower() if fields else ""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ChecksumError(
+                f"the checksum record {record} is empty or malformed (expected 64 hex "
+                f"digits, got {digest[:70]!r}); delete it and {path.name!r} to download "
+                "the file again"
+            )
+        return digest
     return None
+
+
+def _looks_like_html(head: bytes) -> bool:
+    """Whether a file starts like an HTML page (an error or login page served instead)."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def _check_not_html(path: Path, what: str) -> None:
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if _looks_like_html(head):
+        raise ChecksumError(
+            f"{what} {path.name!r} is an HTML page, not the data file (an error or login page "
+            f"served in its place); delete {path} and download it again"
+        )
 
 
 def _write_record(path: Path, digest: str) -> None:
@@ -122,13 +149,38 @@ def _write_record(path: Path, digest: str) -> None:
 
 
 def _download(url: str, target: Path, timeout: float) -> str:
-    """Stream ``url`` into ``target``; return the SHA-256 of what was written."""
+    """Stream ``url`` into ``target``; return the SHA-256 of what was written.
+
+    Raises
+    ------
+    DownloadError
+        The body is shorter (or longer) than the announced ``Content-Length``, or the
+        server sent an HTML page (``Content-Type: text/html`` or an HTML body).
+    """
     digest = hashlib.sha256()
+    received = 0
     request = urllib.request.Request(url, headers={"User-Agent": "fisherlab"})
     with urllib.request.urlopen(request, timeout=timeout) as response, open(target, "wb") as out:
-        while chunk := response.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
+        announced = response.headers.get("Content-Length")
+        content_type = response.headers.get("Content-Type", "")
+        first = True
+        try:
+            while chunk := response.read(_CHUNK):
+                if first and (_looks_like_html(chunk) or content_type.startswith("text/html")):
+                    raise DownloadError(
+                        f"the server sent an HTML page (Content-Type {content_type!r}), not "
+                        "the data file"
+                    )
+                first = False
+                digest.update(chunk)
+                out.write(chunk)
+                received += len(chunk)
+        except http.client.IncompleteRead as error:
+            raise DownloadError(
+                f"the connection closed after {received + len(error.partial)} of {announced} bytes"
+            ) from None
+    if announced is not None and announced.isdigit() and int(announced) != received:
+        raise DownloadError(f"received {received} bytes, but Content-Length is {announced}")
     return digest.hexdigest()
 
 
@@ -171,6 +223,7 @@ def fetch(
     path = cached_path(name, data_dir)
     expected = _expected_sha256(entry, path)
     if path.exists():
+        _check_not_html(path, "cached file")
         actual = sha256_of(path)
         if expected is not None and actual != expected:
             raise ChecksumError(
