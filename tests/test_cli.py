@@ -69,21 +69,36 @@ def test_reproduce_reports_failures_and_continues(tmp_path, capsys, toy_register
     assert "ZeroDivisionError: boom" in html
 
 
-def test_list(capsys, tmp_path, toy_registered):
+def _entry(lines, name):
+    """The lines of one experiment in ``fisherlab list``: its row and the indented ones."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(name + " "))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")),
+        len(lines),
+    )
+    return lines[start:end]
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_list(capsys, tmp_path, toy_registered, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
     assert main(["list", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["NAME", "PAPER", "TITLE"]
-    demo_line = next(line for line in lines if line.startswith("demo "))
-    assert "Kunstner et al. 2019" in demo_line and demo_line.rstrip().endswith("-")
-    assert any(line.startswith(toy.NAME) and "Toy et al. 2024, Fig. 1" in line for line in lines)
+    assert max(len(line) for line in lines) < columns
+    assert lines[0].split() == ["NAME", "LAST", "RUN", "TITLE"]
+    demo = " ".join(" ".join(_entry(lines, "demo")).split())
+    assert demo.startswith("demo - Fisher vs empirical Fisher")
+    assert "Kunstner et al. 2019" in demo and "data sets (--dataset): blobs, xor" in demo
+    toy_entry = " ".join(" ".join(_entry(lines, toy.NAME)).split())
+    assert "Toy et al. 2024, Fig. 1" in toy_entry and "data sets (--dataset): a, b" in toy_entry
     assert "--quick" in out and "--full" in out
 
     assert main(["run", toy.NAME, "--quick", "--out", str(tmp_path)]) == 0
     capsys.readouterr()
     main(["list", "--out", str(tmp_path)])
-    toy_line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(toy.NAME))
-    assert toy_line.rstrip().endswith("quick ok")
+    toy_line = _entry(capsys.readouterr().out.splitlines(), toy.NAME)[0]
+    assert toy_line.split()[:3] == [toy.NAME, "quick", "ok"]
 
 
 def test_unknown_experiment(capsys, tmp_path):
@@ -112,10 +127,87 @@ def test_set_errors(capsys, tmp_path, toy_registered, sets, message):
 
 def test_set_and_dataset(tmp_path, capsys, toy_registered):
     args = ["run", toy.NAME, "--quick", "--out", str(tmp_path), "--set", "n_cells=2"]
-    assert main([*args, "--set", "scale=0.5", "--dataset", "zz"]) == 0
+    assert main([*args, "--set", "scale=0.5", "--dataset", "B"]) == 0
     config = json.loads((tmp_path / toy.NAME / "config.json").read_text())["config"]
-    assert config["n_cells"] == 2 and config["scale"] == 0.5 and config["datasets"] == ["zz"]
-    assert toy_registered.computed == ["zz/0", "zz/1"]
+    assert config["n_cells"] == 2 and config["scale"] == 0.5 and config["datasets"] == ["b"]
+    assert toy_registered.computed == ["b/0", "b/1"]
+
+
+def test_dataset_the_experiment_does_not_take(tmp_path, capsys, toy_registered):
+    out = tmp_path / "res"
+    assert main(["run", toy.NAME, "--quick", "--out", str(out), "--dataset", "zz"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"fisherlab: error: experiment {toy.NAME!r} does not take data set 'zz'; it takes: a, b"
+    )
+    assert "Traceback" not in err and toy_registered.computed == []
+    assert not out.exists()  # no run directory, so no failed run in a report
+
+
+def test_real_experiment_refuses_a_foreign_data_set(tmp_path, capsys):
+    assert main(["run", "kunstner-fig3", "--out", str(tmp_path), "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "does not take data set 'digits'; it takes: " in err and "boston" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_run_help_lists_the_data_sets(capsys, toy_registered):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "data sets that --dataset accepts, per experiment:" in out
+    assert f"  {toy.NAME}: a, b" in out and "  demo: blobs, xor" in out
+    assert "kunstner-fig1:" not in out  # no datasets field: nothing to choose
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import contextlib, io, sys\n"
+        "from fisherlab.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['--help'])\n"
+        "print(code, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_monitor_demo_and_plot(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "mon"
+    assert main(["monitor-demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("run.jsonl", "dashboard.png", "dashboard.html"):
+        assert str(out / name) in printed
+    from fisherlab.monitor import INSTRUMENTS, read_log
+
+    records = read_log(out / "run.jsonl")
+    assert [r["step"] for r in records] == list(range(60))
+    keys = {k for r in records for k in r}
+    assert {"loss", "variance_trace", "hessian_max_eigenvalue", "ef_natural_cosine"} <= keys
+    assert len(keys - {"step"}) == sum(len(cls.panels) for cls in INSTRUMENTS.values())
+    assert (out / "dashboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64,iVBOR" in (out / "dashboard.html").read_text()
+
+    png, page = tmp_path / "p" / "d.png", tmp_path / "d.html"
+    assert (
+        main(["monitor-plot", str(out / "run.jsonl"), "--out", str(png), "--html", str(page)]) == 0
+    )
+    assert png.read_bytes()[:4] == b"\x89PNG" and "<table>" in page.read_text()
+
+
+def test_monitor_plot_usage_errors(tmp_path, capsys):
+    assert main(["monitor-plot", str(tmp_path / "none.jsonl"), "--out", "x.png"]) == 2
+    assert "cannot read the log" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["monitor-plot", str(empty), "--out", str(tmp_path / "x.png")]) == 2
+    assert "holds no records" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"loss": 1}\n{"step": 1}\n')
+    assert main(["monitor-plot", str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    assert "line 1 is not a monitor record" in capsys.readouterr().err
+    assert main(["monitor-plot", str(bad)]) == 2  # --out is required
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_dataset_needs_a_datasets_field(tmp_path, capsys):
