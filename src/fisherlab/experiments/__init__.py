@@ -32,6 +32,8 @@ from fisherlab.experiments import balles_fig4_1, balles_fig5_2  # noqa: E402, F4
 from fisherlab.experiments import balles_fig6_3  # noqa: E402, F401
 from fisherlab.experiments import balles_fig5_4  # noqa: E402, F401
 from fisherlab.experiments import balles_cabs  # noqa: E402, F401
+from fisherlab.experiments import balles_figB2, balles_figB3  # noqa: E402, F401
+from fisherlab.experiments import balles_fig6_2  # noqa: E402, F401
 from fisherlab.experiments import wen_fig1, wen_fig4  # noqa: E402, F401
 from fisherlab.experiments import wen_fig2_3, wen_tables  # noqa: E402, F401
 # isort: on
