@@ -83,7 +83,8 @@ def direct_values(model, lik, X, y, lr, step, seed, cabs, norm_test):
         offset += p.numel()
         s, n = layers.get(layer, (0.0, 0.0))
         layers[layer] = (s + float(g[sl].square().sum()), n + float(var[sl].sum()))
-    exponent = np.clip(np.log10(np.maximum(g.abs().numpy(), 1e-6)), -6.0, 1.0)
+    magnitude = g.abs().numpy()
+    exponent = np.clip(np.log10(magnitude[magnitude > 0]), -6.0, 1.0)
     counts, _ = np.histogram(exponent, bins=14, range=(-6.0, 1.0))
     return {
         "loss": loss,
@@ -101,7 +102,12 @@ def direct_values(model, lik, X, y, lr, step, seed, cabs, norm_test):
         "lr_times_max_eigenvalue": lr * lam_h,
         "cabs_batch_size": float(cabs.update(loss=loss, variance=c.variance(unbiased=True))),
         "norm_test_batch_size": float(norm_test.update(variance=var * N / (N - 1), gradient=g)),
-        "gradient_histogram": {"low": -6.0, "high": 1.0, "counts": counts.tolist()},
+        "gradient_histogram": {
+            "low": -6.0,
+            "high": 1.0,
+            "counts": counts.tolist(),
+            "zeros": int((magnitude == 0).sum()),
+        },
     }
 
 

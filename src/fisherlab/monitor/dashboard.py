@@ -92,6 +92,9 @@ def _draw_histogram(ax: Any, fig: Any, panel: Panel, records: Sequence[dict[str,
         edges, np.linspace(low, high, counts.shape[0] + 1), np.log10(1.0 + counts), cmap="viridis"
     )
     fig.colorbar(image, ax=ax, label=r"$\log_{10}(1 + \mathrm{count})$")
+    zeros = [h.get("zeros", 0) for _, h in rows]
+    if any(zeros):
+        ax.set_title(f"{panel.title} (+{zeros[-1]} exact zeros)")
     ax.grid(False)
 
 
@@ -130,13 +133,13 @@ def plot_records(
     nrows = math.ceil(len(chosen) / ncols)
     fig, axes = new_figure(nrows, ncols, panel_size=(4.2, 3.0), squeeze=False)
     for ax, panel in zip(axes.flat, chosen, strict=False):
+        ax.set_title(panel.title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(panel.ylabel)
         if panel.kind == "histogram":
             _draw_histogram(ax, fig, panel, records)
         else:
             _draw_line(ax, panel, records)
-        ax.set_title(panel.title)
-        ax.set_xlabel("step")
-        ax.set_ylabel(panel.ylabel)
     for ax in list(axes.flat)[len(chosen) :]:
         ax.set_visible(False)
     steps = [r["step"] for r in records]
@@ -148,7 +151,7 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict) and "counts" in value:
-        return f"histogram of {sum(value['counts'])} values"
+        return f"histogram of {sum(value['counts'])} nonzero values, {value['zeros']} zeros"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_format(v)}" for k, v in value.items())
     return str(value)

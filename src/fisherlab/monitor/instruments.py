@@ -697,11 +697,11 @@ class NormTestBatchSize(_BatchSize):
 class GradientHistogram(Instrument):
     r"""Histogram of :math:`\log_{10}|\partial_i L|` over the coordinates of the gradient.
 
-    ``bins`` equal bins on ``[low, high]``; values below ``low`` (zeros included) go to the
-    first bin, values above ``high`` to the last; default every 10 steps (a few passes over
-    the gradient). Recorded as
-    ``{"gradient_histogram": {"low": low, "high": high, "counts": [...]}}``; the dashboard
-    draws the histograms of all steps as a heat map.
+    ``bins`` equal bins on ``[low, high]``; values below ``low`` go to the first bin, values
+    above ``high`` to the last, exact zeros (e.g. weights of inputs that are always 0) are
+    counted apart; default every 10 steps (a few passes over the gradient). Recorded as
+    ``{"gradient_histogram": {"low": l, "high": h, "counts": [...], "zeros": z}}``; the
+    dashboard draws the histograms of all steps as a heat map.
     """
 
     name = "gradient_histogram"
@@ -730,7 +730,9 @@ class GradientHistogram(Instrument):
 
     def measure(self, data: StepData) -> dict[str, Value]:
         """Return the counts per bin."""
-        exponent = torch.log10(data.gradient.detach().abs())  # -inf for zeros
+        magnitude = data.gradient.detach().abs()
+        zeros = int((magnitude == 0).sum())
+        exponent = torch.log10(magnitude[magnitude > 0])
         width = (self.high - self.low) / self.bins
         index = ((exponent - self.low) / width).floor().clamp(0, self.bins - 1).long()
         counts = torch.bincount(index, minlength=self.bins)
@@ -739,6 +741,7 @@ class GradientHistogram(Instrument):
                 "low": self.low,
                 "high": self.high,
                 "counts": [int(v) for v in counts.tolist()],
+                "zeros": zeros,
             }
         }
 
