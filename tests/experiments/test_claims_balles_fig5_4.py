@@ -1,0 +1,227 @@
+"""Claims of balles-fig5-4, balles-figB2 and balles-figB3 on synthetic results dicts."""
+
+import copy
+
+import pytest
+
+from fisherlab.experiments import balles_fig5_4, balles_figB2, balles_figB3
+from fisherlab.experiments.balles_fig5_4 import _neighbor
+
+
+def _s(log10_final, acc, *, lr=0.1, interior=True, min_loss=None, shrinkage=None):
+    """One (problem, method) summary with per-seed values (3 seeds)."""
+    out = {
+        "lr": lr,
+        "lr_interior": interior,
+        "log10_final_train_loss": list(log10_final),
+        "max_test_acc": list(acc),
+        "min_train_loss": list(min_loss if min_loss is not None else [10**x for x in log10_final]),
+    }
+    if shrinkage is not None:
+        out["shrinkage"] = list(shrinkage)
+    return out
+
+
+def _lo(x, d=0.01):
+    return [x - d, x, x + d]
+
+
+# two problems: sign methods better on "A", non-sign better on "B"; M-SVAG < M-SGD on both;
+# on "B" ADAM and M-SSD generalize worse than M-SGD, M-SVAG does not
+FIG54 = {
+    "seeds": 3,
+    "methods": ["M-SGD", "M-SVAG", "M-SSD", "ADAM"],
+    "problems": {
+        "A": {
+            "M-SGD": _s(_lo(-1.0), _lo(0.90)),
+            "M-SVAG": _s(_lo(-1.2), _lo(0.90)),
+            "M-SSD": _s(_lo(-2.0), _lo(0.90)),
+            "ADAM": _s(_lo(-2.1), _lo(0.90)),
+        },
+        "B": {
+            "M-SGD": _s(_lo(-2.0), _lo(0.95)),
+            "M-SVAG": _s(_lo(-2.1), _lo(0.95)),
+            "M-SSD": _s(_lo(-1.0), _lo(0.90)),
+            "ADAM": _s(_lo(-1.1), _lo(0.90)),
+        },
+    },
+}
+
+
+def _set(r, p, m, key, values):
+    r["problems"][p][m][key] = values
+
+
+def _no_cluster(r):
+    _set(r, "A", "M-SVAG", "log10_final_train_loss", _lo(-2.05))  # M-SVAG joins the signs
+
+
+def _same_sign(r):
+    for m in ("M-SSD", "ADAM"):  # sign methods lose on A too
+        _set(r, "A", m, "log10_final_train_loss", _lo(-0.5))
+
+
+def _va_hurts(r):
+    _set(r, "B", "ADAM", "log10_final_train_loss", _lo(-0.5))  # ADAM worse than M-SSD
+
+
+def _svag_generalizes_worse(r):
+    _set(r, "B", "M-SVAG", "max_test_acc", _lo(0.90))
+
+
+def _edge(r):
+    r["problems"]["A"]["ADAM"]["lr_interior"] = False
+
+
+def _one_seed(r):
+    r["seeds"] = 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (None, [True, True, True, True]),
+        (_no_cluster, [False, True, True, True]),
+        (_same_sign, [True, False, True, True]),
+        (_va_hurts, [True, True, False, True]),
+        (_svag_generalizes_worse, [True, True, True, False]),
+        (_edge, [None, None, None, None]),
+        (_one_seed, [None, None, None, None]),
+    ],
+)
+def test_fig5_4_claims(mutate, expected):
+    r = copy.deepcopy(FIG54)
+    if mutate is not None:
+        mutate(r)
+    claims = balles_fig5_4.claims(r)
+    assert [c.holds for c in claims] == expected
+    assert all(c.criterion and c.premise for c in claims)
+
+
+def test_fig5_4_generalization_premise_needs_the_effect():
+    r = copy.deepcopy(FIG54)
+    _set(r, "B", "ADAM", "max_test_acc", _lo(0.95))  # no generalization gap anywhere
+    claim = balles_fig5_4.claims(r)[3]
+    assert claim.holds is None and not claim.premise_holds
+
+
+def test_fig5_4_problem_dependence_needs_two_problems():
+    r = copy.deepcopy(FIG54)
+    del r["problems"]["B"]
+    claim = balles_fig5_4.claims(r)[1]
+    assert claim.holds is None
+
+
+FIGB2 = {
+    "seeds": 3,
+    "methods": ["M-SVAG", "SVAG", "ADAM", "ADAM*"],
+    "problems": {
+        "A": {
+            "M-SVAG": _s(_lo(-1.0), _lo(0.9)),
+            "SVAG": _s(_lo(-1.5), _lo(0.9)),
+            "ADAM": _s(_lo(-1.0), _lo(0.9), min_loss=_lo(0.10)),
+            "ADAM*": _s(_lo(-1.0), _lo(0.9), min_loss=_lo(0.05)),
+        },
+        "B": {
+            "M-SVAG": _s(_lo(-1.0), _lo(0.9)),
+            "SVAG": _s(_lo(-0.9), _lo(0.9)),
+            "ADAM": _s(_lo(-1.0), _lo(0.9), min_loss=_lo(0.10)),
+            "ADAM*": _s(_lo(-1.0), _lo(0.9), min_loss=_lo(0.10)),
+        },
+    },
+}
+
+
+def _svag_never_better(r):
+    _set(r, "A", "SVAG", "log10_final_train_loss", _lo(-0.8))
+
+
+def _adam_star_worse_somewhere(r):
+    _set(r, "B", "ADAM*", "min_train_loss", _lo(0.2))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (None, [True, True]),
+        (_svag_never_better, [False, True]),
+        (_adam_star_worse_somewhere, [True, False]),
+        (_edge, [True, None]),
+        (_one_seed, [None, None]),
+    ],
+)
+def test_figB2_claims(mutate, expected):
+    r = copy.deepcopy(FIGB2)
+    if mutate is not None:
+        mutate(r)
+    claims = balles_figB2.claims(r)
+    assert [c.holds for c in claims] == expected
+
+
+FIGB3 = {
+    "seeds": 3,
+    "methods": ["M-SVAG", "M-SVAG-mb"],
+    "problems": {
+        p: {
+            "M-SVAG": _s(_lo(-1.0), _lo(0.9, 0.001), shrinkage=[0.5] * 3),
+            "M-SVAG-mb": _s(_lo(-1.02), _lo(0.902, 0.001), shrinkage=[0.55] * 3),
+        }
+        for p in ("A", "B")
+    },
+}
+
+
+def _mb_differs(r):
+    _set(r, "B", "M-SVAG-mb", "log10_final_train_loss", _lo(-1.2))
+
+
+def _mb_noisy(r):
+    _set(r, "B", "M-SVAG-mb", "log10_final_train_loss", [-1.1, -1.0, -0.9])
+
+
+def _no_adaptation(r):
+    _set(r, "A", "M-SVAG", "shrinkage", [0.99] * 3)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (None, True),
+        (_mb_differs, False),
+        (_mb_noisy, False),
+        (_no_adaptation, None),
+        (_edge_b3 := lambda r: r["problems"]["A"]["M-SVAG"].update(lr_interior=False), None),
+    ],
+)
+def test_figB3_claims(mutate, expected):
+    r = copy.deepcopy(FIGB3)
+    if mutate is not None:
+        mutate(r)
+    (claim,) = balles_figB3.claims(r)
+    assert claim.holds is expected
+
+
+@pytest.mark.parametrize(
+    ("lr", "up", "expected"),
+    [(0.1, True, 0.3), (0.3, True, 1.0), (0.1, False, 0.03), (0.3, False, 0.1), (0.6, True, 1.0)],
+)
+def test_grid_neighbor(lr, up, expected):
+    assert _neighbor(lr, up) == pytest.approx(expected)
+
+
+def test_grid_is_extended_when_the_selection_is_on_the_edge(tmp_path):
+    from fisherlab.experiments.base import RunContext
+
+    cfg = balles_fig5_4.TuningConfig(
+        problems=["digits-mlp"],
+        methods=["M-SGD"],
+        lrs_non_sign=[0.001, 0.003],  # far too small: the best is the top edge
+        max_extensions=1,
+        steps=30,
+        eval_every=10,
+        seeds=1,
+    )
+    res = balles_fig5_4.tune_and_replicate(cfg, RunContext(tmp_path, 0, quick=True))
+    s = res["problems"]["digits-mlp"]["M-SGD"]
+    assert s["grid"] == pytest.approx([0.001, 0.003, 0.01])
+    assert s["lr"] == pytest.approx(0.01) and s["lr_interior"] is False
