@@ -251,6 +251,14 @@ def test_bad_arguments(kwargs, error, match):
         Monitor(mlp(), fl.likelihoods.Categorical(), **kwargs)
 
 
+def test_step_needs_a_nonempty_tensor_batch():
+    mon = Monitor(mlp(), fl.likelihoods.Categorical())
+    with pytest.raises(ValueError, match="non-empty batch"):
+        mon.step(torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(TypeError, match="must be tensors"):
+        mon.step([[0.0] * 4], torch.zeros(1, dtype=torch.long))
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
@@ -364,3 +372,54 @@ def test_cuda_matches_cpu():
     for key, value in values[0].items():
         if isinstance(value, float) and math.isfinite(value):
             assert values[1][key] == pytest.approx(value, rel=1e-6), key
+
+
+class FakeWriter:
+    """Stands in for torch.utils.tensorboard.SummaryWriter: records the calls."""
+
+    instances: list = []
+
+    def __init__(self, logdir):
+        self.logdir, self.scalars, self.closed = logdir, [], False
+        FakeWriter.instances.append(self)
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_tensorboard_scalars(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    model, lik = mlp(), fl.likelihoods.Categorical()
+    track = ("loss", "layer_snr", GradientHistogram(every=1))
+    mon = Monitor(model, lik, track=track, tensorboard=tmp_path / "tb")
+    X, y = next(iter(loader()))
+    with mon.step(X, y) as s:
+        s.loss(model(X), y).backward()
+    mon.close()
+    writer = FakeWriter.instances[-1]
+    assert writer.logdir == str(tmp_path / "tb") and writer.closed
+    tags = {tag for tag, _, _ in writer.scalars}
+    assert tags == {"loss", "layer_snr/0 (Linear)", "layer_snr/2 (Linear)"}  # no histogram
+    assert ("loss", mon.records[0]["loss"], 0) in writer.scalars
+
+
+def test_tensorboard_missing_is_a_clear_error(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("tensorboard is installed")
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        Monitor(mlp(), fl.likelihoods.Categorical(), tensorboard=tmp_path / "tb")

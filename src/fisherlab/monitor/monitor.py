@@ -17,8 +17,8 @@ Each step's backward pass runs inside :func:`fisherlab.engine.hooks.collect` wit
 statistics that the instruments due at this step need (nothing is hooked on steps where no
 instrument measures); the values are computed on leaving the ``with`` block, before the
 optimizer moves the parameters, so every value belongs to the parameters and the batch of
-the step's forward pass. Any optimizer works (the monitor only reads ``.grad``-free hook
-statistics and, for the learning-rate instruments, ``optimizer.param_groups[0]["lr"]``).
+the step's forward pass. Any optimizer works: the monitor changes neither ``.grad`` nor the
+parameters, and the learning-rate instruments read ``optimizer.param_groups[0]["lr"]``.
 """
 
 from __future__ import annotations
@@ -196,6 +196,8 @@ class Monitor:
         """
         if not isinstance(X, Tensor) or not isinstance(y, Tensor):
             raise TypeError("X and y must be tensors (one minibatch of a DataLoader)")
+        if X.ndim == 0 or X.shape[0] == 0:
+            raise ValueError(f"X must be a non-empty batch, got shape {tuple(X.shape)}")
         return MonitorStep(self, X, y)
 
     @property
