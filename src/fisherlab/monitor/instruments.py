@@ -10,33 +10,29 @@ g_n^\top`, and the gradient covariance :math:`\Sigma = \tilde F - \nabla L \nabl
 (mean reduction; :math:`N\sum_n g_n g_n^\top - \nabla L\nabla L^\top` for sum), all of the
 step's minibatch of size :math:`N`.
 
-====================  ===========================  ===========================================
-name                  records                      formula (reference)
-====================  ===========================  ===========================================
-``loss``              ``loss``                     :math:`L` of the minibatch
-``gradient_norm``     ``gradient_norm``            :math:`\|\nabla L\|_2`
-``variance_trace``    ``variance_trace``           :math:`\operatorname{tr}\Sigma`
-``noise_to_signal``   ``noise_to_signal``          :math:`\eta^2 = \operatorname{tr}\Sigma /
-                                                   \|\nabla L\|^2` (Balles 2021, Eq. 4.9)
-``layer_snr``         ``layer_snr`` (per layer)    :math:`\|\nabla_\ell L\|^2 /
-                                                   \operatorname{tr}\Sigma_\ell = 1/\eta_\ell^2`
-``ef_vs_fisher``      ``ef_fisher_trace_ratio``,   :math:`\operatorname{tr}\tilde F /
-                      ``ef_fisher_frobenius_       \operatorname{tr}\hat F`,
-                      ratio``, ``ef_natural_       :math:`\|\tilde F\|_F / \|\hat F\|_F`,
-                      cosine``                     :math:`\cos((\tilde F+\lambda I)^{-1}
-                                                   \nabla L, (\hat F+\lambda I)^{-1}\nabla L)`
-                                                   (Kunstner et al. 2019, §3-4, Fig. 3)
-``hessian_max_eig``   ``hessian_max_eigenvalue``   :math:`\lambda_{\max}(\nabla^2 L)` by Lanczos
-``ggn_max_eig``       ``ggn_max_eigenvalue``       :math:`\lambda_{\max}(G)` by Lanczos
-``edge_of_stability`` ``lr_times_max_eigenvalue``  :math:`\alpha\,\lambda_{\max}(\nabla^2 L)`;
-                                                   GD on a quadratic is stable iff :math:`< 2`
-``cabs``              ``cabs_batch_size``          :math:`\alpha\operatorname{tr}\Sigma / L`
-                                                   smoothed (Balles 2021, Eq. 4.20, Alg. 1)
-``norm_test``         ``norm_test_batch_size``     :math:`\operatorname{tr}\Sigma /
-                                                   (\theta^2\|\nabla L\|^2)` smoothed
-                                                   (Balles 2021, Eq. 4.18)
-``gradient_histogram``  ``gradient_histogram``     counts of :math:`\log_{10}|\partial_i L|`
-====================  ===========================  ===========================================
+Instruments by ``track=`` name, with the record keys they write:
+
+- ``loss`` (``loss``): :math:`L` of the minibatch.
+- ``gradient_norm`` (``gradient_norm``): :math:`\|\nabla L\|_2`.
+- ``variance_trace`` (``variance_trace``): :math:`\operatorname{tr}\Sigma`.
+- ``noise_to_signal`` (``noise_to_signal``): :math:`\eta^2 = \operatorname{tr}\Sigma /
+  \|\nabla L\|^2` (Balles 2021, Eq. 4.9).
+- ``layer_snr`` (``layer_snr``, one value per layer): :math:`\|\nabla_\ell L\|^2 /
+  \operatorname{tr}\Sigma_\ell = 1/\eta_\ell^2`.
+- ``ef_vs_fisher`` (``ef_fisher_trace_ratio``, ``ef_fisher_frobenius_ratio``,
+  ``ef_natural_cosine``): :math:`\operatorname{tr}\tilde F / \operatorname{tr}\hat F`,
+  :math:`\|\tilde F\|_F / \|\hat F\|_F` and :math:`\cos\big((\tilde F+\lambda I)^{-1}\nabla L,
+  (\hat F+\lambda I)^{-1}\nabla L\big)` (Kunstner et al. 2019, §3-4, Fig. 3).
+- ``hessian_max_eig`` (``hessian_max_eigenvalue``): :math:`\lambda_{\max}(\nabla^2 L)` by
+  Lanczos.
+- ``ggn_max_eig`` (``ggn_max_eigenvalue``): :math:`\lambda_{\max}(G)` by Lanczos.
+- ``edge_of_stability`` (``lr_times_max_eigenvalue``): :math:`\alpha\,\lambda_{\max}(\nabla^2
+  L)`; gradient descent on a quadratic is stable iff it is :math:`< 2`.
+- ``cabs`` (``cabs_batch_size``): :math:`\alpha\operatorname{tr}\Sigma / L`, smoothed
+  (Balles 2021, Eq. 4.20, Alg. 1).
+- ``norm_test`` (``norm_test_batch_size``): :math:`\operatorname{tr}\Sigma /
+  (\theta^2\|\nabla L\|^2)`, smoothed (Balles 2021, Eq. 4.18).
+- ``gradient_histogram`` (``gradient_histogram``): counts of :math:`\log_{10}|\partial_i L|`.
 
 :math:`\hat F` is the Monte-Carlo Fisher with labels sampled from the model,
 :math:`\hat F = \frac{c}{S}\sum_n\sum_s \hat g_{s,n}\hat g_{s,n}^\top`, exactly as
