@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from fisherlab.experiments import balles_fig5_4, balles_figB2, balles_figB3
-from fisherlab.experiments.balles_fig5_4 import _neighbor
+from fisherlab.experiments.balles_training import grid_neighbor
 
 
 def _s(log10_final, acc, *, lr=0.1, interior=True, min_loss=None, shrinkage=None):
@@ -203,10 +203,17 @@ def test_figB3_claims(mutate, expected):
 
 @pytest.mark.parametrize(
     ("lr", "up", "expected"),
-    [(0.1, True, 0.3), (0.3, True, 1.0), (0.1, False, 0.03), (0.3, False, 0.1), (0.6, True, 1.0)],
+    [
+        (0.1, True, 0.3),
+        (0.3, True, 1.0),
+        (0.1, False, 0.03),
+        (0.3, False, 0.1),
+        (0.6, True, 1.0),
+        (0.6, False, 0.3),
+    ],
 )
 def test_grid_neighbor(lr, up, expected):
-    assert _neighbor(lr, up) == pytest.approx(expected)
+    assert grid_neighbor(lr, up) == pytest.approx(expected)
 
 
 def test_grid_is_extended_when_the_selection_is_on_the_edge(tmp_path):

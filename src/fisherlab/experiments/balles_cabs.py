@@ -246,17 +246,13 @@ def _log10(x: float) -> float:
     return math.log10(x) if x > 0 else -math.inf
 
 
-def _neighbor(lr: float, up: bool) -> float:
-    from fisherlab.experiments.balles_fig5_4 import _neighbor as neighbor
-
-    return neighbor(lr, up)
-
-
 def run(cfg: CABSConfig, ctx: RunContext) -> dict[str, Any]:
     """Every strategy at every learning rate on seed 0, grid extension, selection, seeds.
 
     One resumable cell per (variant, lr, seed).
     """
+    from fisherlab.experiments.balles_training import grid_neighbor
+
     if cfg.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
     store = ctx.cells("runs")
@@ -288,7 +284,7 @@ def run(cfg: CABSConfig, ctx: RunContext) -> dict[str, Any]:
             lab, lr = max(((v[0], lr) for v in vs for lr in grid), key=lambda c: score(*c))
             if lr not in (grid[0], grid[-1]):
                 break
-            new = _neighbor(lr, up=lr == grid[-1])
+            new = grid_neighbor(lr, up=lr == grid[-1])
             for label, method, kw in vs:
                 cell(label, method, kw, new, cfg.seed)
             grid = sorted([*grid, new])

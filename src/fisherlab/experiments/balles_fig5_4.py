@@ -254,15 +254,6 @@ def _grid(cfg: TuningConfig, method: str) -> list[float]:
     return sorted(float(x) for x in (cfg.lrs_sign if method in SIGN_GRID else cfg.lrs_non_sign))
 
 
-def _neighbor(lr: float, up: bool) -> float:
-    """The next value of the sequence ..., 0.01, 0.03, 0.1, 0.3, 1, ... above or below ``lr``."""
-    k = math.floor(math.log10(lr) + 1e-9)
-    mantissa = lr / 10**k
-    if up:
-        return float(f"{(3.0 if mantissa < 2 else 10.0) * 10**k:.12g}")
-    return float(f"{(0.3 if mantissa < 2 else 1.0) * 10**k:.12g}")
-
-
 def _score(rec: dict[str, Any]) -> tuple[float, float]:
     """Selection key: maximal test accuracy, then lower final training loss."""
     return max(rec["test_acc"]), -rec["train_loss"][-1]
@@ -282,7 +273,7 @@ def tune_and_replicate(cfg: TuningConfig, ctx: RunContext) -> dict[str, Any]:
     ``min_train_loss``, ``max_test_acc`` (and ``shrinkage``: the mean step shrinkage of
     each seed, for M-SVAG variants).
     """
-    from fisherlab.experiments.balles_training import mean_std
+    from fisherlab.experiments.balles_training import grid_neighbor, mean_std
 
     for m in cfg.methods:
         if m not in ALL_METHODS:
@@ -310,9 +301,9 @@ def tune_and_replicate(cfg: TuningConfig, ctx: RunContext) -> dict[str, Any]:
         for _ in range(cfg.max_extensions):
             best = max(grid, key=lambda lr: _score(recs[lr]))
             if best == grid[0]:
-                new = _neighbor(grid[0], up=False)
+                new = grid_neighbor(grid[0], up=False)
             elif best == grid[-1]:
-                new = _neighbor(grid[-1], up=True)
+                new = grid_neighbor(grid[-1], up=True)
             else:
                 break
             recs[new] = cell(p, m, new, cfg.seed)

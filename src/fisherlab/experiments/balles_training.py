@@ -12,13 +12,22 @@ This module registers no experiment.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-__all__ = ["PROBLEMS", "Problem", "evaluate", "load_problem", "make_model", "mean_std"]
+__all__ = [
+    "PROBLEMS",
+    "Problem",
+    "evaluate",
+    "grid_neighbor",
+    "load_problem",
+    "make_model",
+    "mean_std",
+]
 
 #: name -> (data set, hidden layer widths); an empty tuple means the digits CNN
 PROBLEMS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -121,3 +130,18 @@ def mean_std(curves: list[list[float]]) -> tuple[list[float], list[float]]:
     t = torch.tensor(curves, dtype=torch.float64)
     std = t.std(0, correction=1) if t.shape[0] > 1 else torch.zeros(t.shape[1])
     return t.mean(0).tolist(), std.tolist()
+
+
+def grid_neighbor(lr: float, up: bool) -> float:
+    """The nearest value beyond ``lr`` of the sequence ..., 0.01, 0.03, 0.1, 0.3, 1, 3, ...
+
+    Used to extend a step-size grid past the edge on which a selection landed; ``lr`` need
+    not lie on the sequence (0.6 goes up to 1 and down to 0.3).
+    """
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    k = math.floor(math.log10(lr))
+    points = [float(f"{c * 10.0**e:.12g}") for e in range(k - 1, k + 2) for c in (1.0, 3.0)]
+    if up:
+        return min(p for p in points if p > lr * (1 + 1e-9))
+    return max(p for p in points if p < lr * (1 - 1e-9))
