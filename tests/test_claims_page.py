@@ -35,6 +35,8 @@ def results(tmp_path):
     _write(tmp_path, "zeta", [_claim("Z holds", True), _claim("Z fails", False)])
     _write(tmp_path, "alpha", [_claim("A undecidable", None, premise_holds=False)])
     (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "run.json").write_text(json.dumps({"status": "failed: TypeError: x"}))
     return tmp_path
 
 
@@ -56,6 +58,7 @@ def test_page_lists_every_claim_with_criterion_premise_and_verdict(results):
     ]
     assert "| A undecidable (Paper 2020, Fig. 1) |" in page
     assert "not decidable (premise fails) |" in page
+    assert page.rstrip().endswith("## Runs without claims\n\n- broken: failed: TypeError: x")
 
 
 def test_full_and_mixed_scales_are_named(tmp_path):

@@ -70,7 +70,9 @@ def claims_markdown(run_root: Path) -> str:
     -------
     str
         The page: a note on the scale it was generated at, then per experiment (sorted by
-        name) a table with columns claim, criterion, premise and verdict.
+        name) a table with columns claim, criterion, premise and verdict, and last the run
+        directories that have a ``run.json`` but no ``claims.json`` (failed runs) with their
+        status.
 
     Raises
     ------
@@ -153,6 +155,15 @@ def claims_markdown(run_root: Path) -> str:
                 f"{verdict(c)} |"
             )
         lines.append("")
+    missing = []
+    for run_json in sorted(root.glob("*/run.json")):
+        if (run_json.parent / "claims.json").is_file():
+            continue
+        info = _read_json(run_json)
+        status = info.get("status", "unknown") if isinstance(info, dict) else "unreadable"
+        missing.append(f"- {run_json.parent.name}: {_cell(status)}")
+    if missing:
+        lines += ["## Runs without claims", "", *missing, ""]
     return "\n".join(lines)
 
 
