@@ -7,7 +7,13 @@ import torch
 
 import fisherlab as fl
 from fisherlab.engine.glm import LinearModel
-from fisherlab.experiments.preconditioning import log10_grid, run_batch, select
+from fisherlab.experiments.preconditioning import (
+    gradient_resolved,
+    log10_grid,
+    optimum,
+    run_batch,
+    select,
+)
 
 
 def _model():
@@ -67,3 +73,20 @@ def test_select_picks_lowest_and_lists_ties():
     assert ties == [(0.0, -1.0), (0.5, -1.0)]
     with pytest.raises(ValueError, match="diverged"):
         select({(0.0, None): math.inf}, 1e-6)
+
+
+def test_optimum_is_the_least_squares_solution_and_refuses_other_likelihoods():
+    X, y, model = _model()
+    theta = optimum(model)
+    torch.testing.assert_close(theta, torch.linalg.solve(X.T @ X, X.T @ y))
+    with pytest.raises(ValueError, match="Gaussian"):
+        optimum(LinearModel(X, (y > 0).double(), fl.Bernoulli()))
+
+
+def test_gradient_resolved_separates_round_off_from_a_real_gradient():
+    X, y, model = _model()
+    theta = optimum(model)
+    far = theta + torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    # at the least-squares solution the gradient is cancellation noise
+    assert model.gradient(theta).norm() < 1e-12
+    assert gradient_resolved(model, torch.stack([theta, far])).tolist() == [False, True]
