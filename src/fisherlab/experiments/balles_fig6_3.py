@@ -27,6 +27,14 @@ relative performance shown is :math:`\log_{10}` of the ratio of the run-averaged
 distances (GD / sign GD; > 0: sign GD better). Full: 15 x 11 grid, 5 rotations x 10 starts
 per cell; ``--quick``: 8 x 6 grid, 3 rotations x 5 starts. ``--quick`` is a reduction of
 the grid only; the per-cell protocol is the thesis'.
+
+The claims treat the rotations as replicates: per rotation, the log ratio of the
+start-averaged distances, and its mean and standard error over rotations. Since
+:math:`\|H\|_{\infty,1} = \max_s s^\top H s` is at least the mean of :math:`s^\top H s`
+over the sign vectors, :math:`\operatorname{tr} H = L_\infty(\varphi = 0)`, the growth of
+:math:`L_\infty` from :math:`\varphi = 0` to 1 holds for every rotation; the claim tests
+its size against the spread over rotations, and that no step along :math:`\varphi` lowers
+it significantly.
 """
 
 from __future__ import annotations
