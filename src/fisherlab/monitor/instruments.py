@@ -193,10 +193,17 @@ class StepData:
 
     @cached_property
     def curvature(self) -> Any:
-        """``fl.Curvature`` of the model on the step's batch (generic engine products)."""
+        """``fl.Curvature`` of the model on this process's batch (no collective operations)."""
         from fisherlab.curvature import Curvature
 
-        return Curvature(self.model, self.likelihood, self.X, self.y, reduction=self.reduction)
+        return Curvature(
+            self.model,
+            self.likelihood,
+            self.X,
+            self.y,
+            reduction=self.reduction,
+            distributed=False,
+        )
 
     def generator(self, seed: int) -> torch.Generator:
         """A generator on the parameters' device seeded with ``seed + step``."""
