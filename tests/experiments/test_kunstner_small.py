@@ -63,3 +63,25 @@ def test_expected_error_formula_against_monte_carlo():
     exact = expected_error(M, mean, covariance)
     standard_error = monte_carlo.std() / monte_carlo.numel() ** 0.5
     assert abs(monte_carlo.mean() - exact) < 4 * standard_error
+
+
+@pytest.mark.slow
+def test_app_e_restricted_grid_selects_the_full_grid_cell(tmp_path):
+    full = json.loads(
+        (
+            run_experiment(
+                "kunstner-fig3",
+                tmp_path / "fig3",
+                quick=False,
+                overrides={"datasets": ("boston",)},
+                show_progress=False,
+            )
+            / "results.json"
+        ).read_text()
+    )
+    _, restricted = _run("kunstner-app-e", tmp_path / "app-e")
+    for method in ("NGD", "EFGD"):
+        ours, reference = restricted["selected"][method], full["selected"]["boston"][method]
+        cell = (ours["log10_lr"], ours["log10_damping"])
+        assert cell == (reference["log10_lr"], reference["log10_damping"])
+        assert ours["grid_final_loss"] == reference["final_loss"]
