@@ -345,7 +345,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
                 claim=f"{name}: Eq. 19, M = (Σ + ∇L∇Lᵀ)⁻¹∇L∇Lᵀ, is the full-matrix extension "
                 "of the diagonal factors: it minimises the expected error E‖Mg − ∇L‖²",
                 measured=f"largest relative excess of E(Eq. 19) over the minimal error "
-                f"E(∇L∇Lᵀ(Σ + ∇L∇Lᵀ)⁻¹) over {usable}+ points per ratio: {fmt(excess, 3)}; "
+                f"E(∇L∇Lᵀ(Σ + ∇L∇Lᵀ)⁻¹) over ≥ {usable} points per ratio: {fmt(excess, 3)}; "
                 "median E/E(plain) of Eq. 19 vs the minimiser: "
                 + ", ".join(
                     f"r = {r:g}: {fmt(a, 3)} vs {fmt(b, 3)}"
