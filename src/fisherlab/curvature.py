@@ -23,8 +23,9 @@ Each curvature method takes ``form=`` (see :mod:`fisherlab.representations`): ``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -46,6 +47,24 @@ __all__ = ["Curvature"]
 
 Batch = tuple[Tensor, Tensor]
 BatchFunction = Callable[[FunctionalModel, Tensor, Tensor], Tensor]
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _names_collectives(name: str) -> Callable[[Method], Method]:
+    """Name the collective calls a method makes (in errors when ranks disagree)."""
+
+    def decorate(method: Method) -> Method:
+        @functools.wraps(method)
+        def wrapper(self: Curvature, *args: Any, **kwargs: Any) -> Any:
+            outer, self._calling = self._calling, name if self._calling == "" else self._calling
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._calling = outer
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class Curvature:
@@ -125,6 +144,7 @@ class Curvature:
         self.model = model
         self.likelihood = likelihood
         self.reduction = reduction
+        self._calling = ""
         self.diagonal_engine = "generic"
         if engine != "generic":
             from fisherlab.engine.hooks.diagonals import unsupported_reason
@@ -134,13 +154,20 @@ class Curvature:
                 raise NotImplementedError(f"the fast engine does not cover this model: {reason}")
             self.diagonal_engine = "hooks" if reason is None else "generic"
         self.functional_model = FunctionalModel(model, likelihood)
+        if distributed is None:
+            distributed = fl_distributed.is_active()
+        if distributed and not fl_distributed.is_active():
+            raise ValueError("distributed=True needs an initialised torch.distributed group")
+        self.distributed = bool(distributed)
         if isinstance(X, Tensor):
             if not isinstance(y, Tensor):
                 raise TypeError("targets y must be a torch.Tensor when X is a tensor")
-            check_batch(X, y)
+            # under torch.distributed one rank's shard may be empty (it contributes zeros)
+            if not (self.distributed and X.ndim > 0 and X.shape[0] == 0 == y.shape[0]):
+                check_batch(X, y)
             self._data: Tensor | Iterable[Batch] = X
             self._targets = y
-            self._batch_size = batch_size or X.shape[0]
+            self._batch_size = batch_size or max(X.shape[0], 1)
             self.num_samples = X.shape[0]
         else:
             if y is not None:
@@ -149,11 +176,6 @@ class Curvature:
                 raise TypeError(f"X must be a tensor or a DataLoader, got {type(X).__name__}")
             self._data = X
             self.num_samples = self._count_samples(X)
-        if distributed is None:
-            distributed = fl_distributed.is_active()
-        if distributed and not fl_distributed.is_active():
-            raise ValueError("distributed=True needs an initialised torch.distributed group")
-        self.distributed = bool(distributed)
         if self.distributed:
             self.num_samples = fl_distributed.all_reduce_count(self.num_samples)
         if self.num_samples == 0:
@@ -249,8 +271,12 @@ class Curvature:
         for X, y in self.batches():
             value = fn(self.functional_model, X, y)
             total = value if total is None else total + value
-        assert total is not None  # non-empty data is checked in __init__
-        return fl_distributed.all_reduce_sum(total) if self.distributed else total
+        if self.distributed:  # the call's signature is agreed first; an empty shard adds 0
+            label = f"{self._calling or 'product'} ({getattr(fn, '__qualname__', 'sum')})"
+            device = self.functional_model.flat_params().device
+            total = fl_distributed.all_reduce_sum(total, label, device)
+        assert total is not None  # non-empty (global) data is checked in __init__
+        return total
 
     # -- scaling ------------------------------------------------------------------------
     def normalize(self, total: Tensor) -> Tensor:
@@ -276,6 +302,7 @@ class Curvature:
         return self.functional_model.num_params
 
     # -- first order ------------------------------------------------------------------
+    @_names_collectives("loss")
     def loss(self) -> Tensor:
         """The objective ``L`` (a scalar tensor)."""
         return self.normalize(self.batch_sum(lambda fm, X, y: fm.loss_sum(X, y)))
@@ -284,8 +311,12 @@ class Curvature:
         """``l_n`` for every sample, ``(N,)``."""
         fm = self.functional_model
         with torch.no_grad():
-            return torch.cat([fm.losses(fm.params, X, y) for X, y in self.batches()])
+            losses = [fm.losses(fm.params, X, y) for X, y in self.batches()]
+        if not losses:  # an empty shard of a distributed data set
+            return fm.flat_params().new_zeros(0)
+        return torch.cat(losses)
 
+    @_names_collectives("gradient")
     def gradient(self) -> Tensor:
         """``∇L``, shape ``(D,)``."""
         return self.normalize(self.batch_sum(lambda fm, X, y: fm.gradient(X, y)))
@@ -293,16 +324,21 @@ class Curvature:
     def per_sample_gradients(self) -> Tensor:
         """``g_n = ∇l_n`` for every sample, ``(N, D)``; they average (mean) or sum to ``∇L``."""
         fm = self.functional_model
-        return torch.cat([fm.per_sample_gradients(X, y) for X, y in self.batches()])
+        grads = [fm.per_sample_gradients(X, y) for X, y in self.batches()]
+        if not grads:  # an empty shard of a distributed data set
+            return fm.flat_params().new_zeros(0, self.num_params)
+        return torch.cat(grads)
 
     # -- quantities in a form ---------------------------------------------------------
     def _represent(self, form: str | Form, spec: QuantitySpec) -> Any:
         return build(self, form, spec)
 
+    @_names_collectives("empirical_fisher")
     def empirical_fisher(self, form: str = "dense") -> Any:
         """Empirical Fisher ``c Σ_n g_n g_nᵀ`` (Kunstner et al. Eq. 3) in ``form``."""
         return self._represent(form, QuantitySpec(Quantity.EMPIRICAL_FISHER))
 
+    @_names_collectives("fisher")
     def fisher(
         self,
         form: str = "dense",
@@ -325,18 +361,22 @@ class Curvature:
         spec = QuantitySpec(Quantity.FISHER_MC, mc_samples=mc_samples, generator=generator)
         return self._represent(form, spec)
 
+    @_names_collectives("ggn")
     def ggn(self, form: str = "dense") -> Any:
         """Generalized Gauss-Newton ``c Σ_n J_nᵀ ∇²_f l_n J_n`` (Kunstner et al. Eq. 10)."""
         return self._represent(form, QuantitySpec(Quantity.GGN))
 
+    @_names_collectives("hessian")
     def hessian(self, form: str = "dense") -> Any:
         """Hessian ``∇²L`` in ``form`` (the diagonal is exact, from Hessian-vector products)."""
         return self._represent(form, QuantitySpec(Quantity.HESSIAN))
 
+    @_names_collectives("covariance")
     def covariance(self, form: str = "dense", unbiased: bool = False) -> Any:
         """Gradient covariance ``Σ`` (see the module docstring for the scaling)."""
         return self._represent(form, QuantitySpec(Quantity.COVARIANCE, unbiased=unbiased))
 
+    @_names_collectives("variance")
     def variance(self, form: str = "diag", unbiased: bool = False) -> Any:
         """Gradient variance ``diag(Σ)``: ``(D,)`` for ``form="diag"``."""
         return self._represent(form, QuantitySpec(Quantity.VARIANCE, unbiased=unbiased))

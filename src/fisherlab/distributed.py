@@ -4,10 +4,17 @@ Every quantity of :class:`fisherlab.Curvature` is a sum over samples divided by 
 number of samples (or not divided, for ``reduction="sum"``), so data-parallel ranks that
 each hold a shard of the data compute the global quantity by summing their batch sums and
 their sample counts with ``all_reduce`` (tested with the ``gloo`` backend on CPUs; the
-counts are reduced as CPU tensors, which NCCL does not accept).
+counts and call signatures are exchanged as CPU tensors, which NCCL does not accept).
 
 Every rank must call the same methods in the same order (they are collective
-operations), and matrix-free operators must be applied on every rank alike.
+operations), and matrix-free operators must be applied on every rank alike. Each
+collective is guarded: the ranks first exchange the signature of the call (what is
+summed, its dtype and shape), so ranks that call different quantities, or in a different
+order, get a :class:`CollectiveError` naming every rank's call instead of silently
+summing unrelated numbers; a rank that waits longer than :func:`timeout` seconds for the
+others (one rank calling a quantity alone) gets a :class:`CollectiveError` too, instead
+of waiting forever. A rank whose shard is empty contributes zeros of the agreed shape.
+
 Per-sample outputs (``per_sample_gradients``, ``per_sample_losses``) stay local to the
 rank. Monte-Carlo labels are drawn by each rank from its own generator. ``form="blockdiag"``
 and the ``structure="full"`` noise samplers of :mod:`fisherlab.noise` do not sum over
@@ -16,11 +23,35 @@ ranks and raise ``NotImplementedError``.
 
 from __future__ import annotations
 
+import ast
+import datetime
+import os
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_active", "all_reduce_sum", "all_reduce_count"]
+__all__ = [
+    "CollectiveError",
+    "TIMEOUT_ENV",
+    "is_active",
+    "timeout",
+    "set_timeout",
+    "agree",
+    "all_reduce_sum",
+    "all_reduce_max",
+    "all_reduce_count",
+]
+
+#: environment variable with the collective timeout in seconds
+TIMEOUT_ENV = "FISHERLAB_COLLECTIVE_TIMEOUT"
+_DEFAULT_TIMEOUT = 300.0
+_SIGNATURE_BYTES = 256
+_timeout: float | None = None
+
+
+class CollectiveError(RuntimeError):
+    """Ranks disagree on a collective call, or not all of them joined it in time."""
 
 
 def is_active() -> bool:
@@ -28,14 +59,126 @@ def is_active() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Sum ``tensor`` over all ranks (in place) and return it."""
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+def timeout() -> float:
+    """Seconds a rank waits for the others in a collective.
+
+    :func:`set_timeout`, else ``$FISHERLAB_COLLECTIVE_TIMEOUT``, else 300.
+    """
+    if _timeout is not None:
+        return _timeout
+    env = os.environ.get(TIMEOUT_ENV)
+    if env:
+        try:
+            value = float(env)
+        except ValueError:
+            raise ValueError(f"${TIMEOUT_ENV} must be a number of seconds, got {env!r}") from None
+        if not value > 0:
+            raise ValueError(f"${TIMEOUT_ENV} must be positive, got {env!r}")
+        return value
+    return _DEFAULT_TIMEOUT
+
+
+def set_timeout(seconds: float | None) -> None:
+    """Set the collective timeout in seconds (``None``: back to the default)."""
+    global _timeout
+    if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
+        raise ValueError(f"seconds must be a positive number or None, got {seconds!r}")
+    _timeout = None if seconds is None else float(seconds)
+
+
+def _wait(work: dist.Work, what: str) -> None:
+    seconds = timeout()
+    try:
+        work.wait(datetime.timedelta(seconds=seconds))
+    except RuntimeError as error:
+        raise CollectiveError(
+            f"{what}: not every rank joined this collective within {seconds:g} s (rank "
+            f"{dist.get_rank()} of {dist.get_world_size()}); every rank must call the same "
+            "fisherlab quantities in the same order (set the limit with "
+            f"fisherlab.distributed.set_timeout or ${TIMEOUT_ENV})"
+        ) from error
+
+
+def _signature(label: str, tensor: Tensor | None) -> str:
+    if tensor is None:
+        return f"{label}|empty|"
+    return f"{label}|{str(tensor.dtype).removeprefix('torch.')}|{tuple(tensor.shape)}"
+
+
+def agree(label: str, tensor: Tensor | None) -> tuple[tuple[int, ...], torch.dtype] | None:
+    """Check that every rank makes the same call; return its agreed ``(shape, dtype)``.
+
+    Parameters
+    ----------
+    label : str
+        What the call computes (the same string on every rank for the same call).
+    tensor : Tensor or None
+        This rank's contribution, or ``None`` for a rank without samples.
+
+    Returns
+    -------
+    tuple or None
+        Shape and dtype of the contributions (``None`` if every rank passed ``None``).
+
+    Raises
+    ------
+    CollectiveError
+        If the ranks' labels, shapes or dtypes differ, or a rank does not join in time.
+    """
+    signature = _signature(label, tensor)
+    raw = signature.encode()[:_SIGNATURE_BYTES]
+    payload = torch.zeros(_SIGNATURE_BYTES, dtype=torch.uint8)
+    payload[: len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    gathered = [torch.empty_like(payload) for _ in range(dist.get_world_size())]
+    _wait(dist.all_gather(gathered, payload, async_op=True), label)
+    calls = [bytes(g.tolist()).rstrip(b"\0").decode(errors="replace") for g in gathered]
+    labels = {c.split("|")[0] for c in calls}
+    shapes = {c.split("|", 1)[1] for c in calls if "|empty|" not in c}
+    if len(labels) > 1 or len(shapes) > 1:
+        listing = "; ".join(f"rank {r}: {c}" for r, c in enumerate(calls))
+        raise CollectiveError(
+            f"the ranks make different collective calls ({listing}); every rank must call "
+            "the same fisherlab quantities in the same order"
+        )
+    if not shapes:
+        return None
+    dtype_name, shape = shapes.pop().split("|")
+    return tuple(ast.literal_eval(shape)), getattr(torch, dtype_name)
+
+
+def _all_reduce(
+    tensor: Tensor | None, label: str, op: dist.ReduceOp, device: torch.device | None
+) -> Tensor | None:
+    agreed = agree(label, tensor)
+    if agreed is None:
+        return None
+    if tensor is None:  # an empty shard contributes zeros
+        shape, dtype = agreed
+        tensor = torch.zeros(shape, dtype=dtype, device=device)
+    _wait(dist.all_reduce(tensor, op=op, async_op=True), label)
     return tensor
 
 
-def all_reduce_count(count: int) -> int:
+def all_reduce_sum(
+    tensor: Tensor | None, label: str = "sum", device: torch.device | None = None
+) -> Tensor | None:
+    """Sum ``tensor`` over all ranks (in place) and return it; ``None``: this rank adds 0.
+
+    ``label`` names the call in the agreement and in errors; ``device`` places the zeros
+    of an empty shard. Returns ``None`` only if every rank passed ``None``.
+    """
+    return _all_reduce(tensor, label, dist.ReduceOp.SUM, device)
+
+
+def all_reduce_max(
+    tensor: Tensor | None, label: str = "max", device: torch.device | None = None
+) -> Tensor | None:
+    """Elementwise maximum of ``tensor`` over all ranks (in place); ``None`` counts as 0."""
+    return _all_reduce(tensor, label, dist.ReduceOp.MAX, device)
+
+
+def all_reduce_count(count: int, label: str = "number of samples") -> int:
     """Sum an integer over all ranks."""
-    total = torch.tensor([count], dtype=torch.int64)
-    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    total = _all_reduce(torch.tensor([count], dtype=torch.int64), label, dist.ReduceOp.SUM, None)
+    assert total is not None
     return int(total.item())

@@ -100,12 +100,13 @@ def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
         factors = [mc_factors(fm, X, spec.mc_samples or 1, spec.generator) for X, _ in batches]
 
         def matmat(V: Tensor) -> Tensor:
-            total = sum(
-                batch_matvec(fm, X, y, spec, V, mc_factor=Q)
-                for (X, y), Q in zip(batches, factors, strict=True)
-            )
+            total = None
+            for (X, y), Q in zip(batches, factors, strict=True):
+                term = batch_matvec(fm, X, y, spec, V, mc_factor=Q)
+                total = term if total is None else total + term
             if curvature.distributed:
-                total = fl_distributed.all_reduce_sum(total)
+                total = fl_distributed.all_reduce_sum(total, "fisher_mc product", V.device)
+            assert total is not None  # non-empty data is checked by Curvature
             return curvature.normalize(total)
     else:
 

@@ -381,14 +381,17 @@ def compute_kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
                 G_sum[name] = term if G_sum[name] is None else G_sum[name] + term
         del raw, outputs
     if curvature.distributed:  # sums over samples: add up the ranks' shards
-        for sums in (A_sum, G_sum):
+        device = theta.device
+        for kind, sums in (("A", A_sum), ("G", G_sum)):
             for name, total in sums.items():
-                if total is None:
-                    raise NotImplementedError(
-                        f"kfac under torch.distributed: layer {name!r} got no contribution "
-                        "on this rank"
-                    )
-                fl_distributed.all_reduce_sum(total)
+                label = f"kfac factor {kind} of layer {name!r}"
+                sums[name] = fl_distributed.all_reduce_sum(total, label, device)
+        # a rank with an empty shard saw no layer input: take the positions of the others
+        local = [positions.get(block.name, 0) for block in blocks]
+        counts = torch.tensor(local, dtype=torch.int64)
+        agreed = fl_distributed.all_reduce_max(counts, "kfac positions per layer")
+        assert agreed is not None
+        positions = {block.name: int(n) for block, n in zip(blocks, agreed, strict=True)}
     for block in blocks:
         if A_sum[block.name] is None:
             raise ValueError(f"kfac: layer {block.name!r} is not used in the forward pass")
