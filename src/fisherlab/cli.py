@@ -407,9 +407,10 @@ def _cmd_monitor_plot(args: argparse.Namespace) -> int:
     if not records:
         raise UsageError(f"the log {args.log} holds no records")
     title = f"fisherlab monitor: {args.log.name}"
-    print(f"png: {plot_records(records, args.out, title=title)}")
+    png = plot_records(records, args.out, title=title)
+    print(f"png: {png}")
     if args.html is not None:
-        print(f"html: {write_html(records, args.html, title=title)}")
+        print(f"html: {write_html(records, args.html, title=title, png=png)}")
     return 0
 
 

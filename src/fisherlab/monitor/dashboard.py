@@ -162,6 +162,7 @@ def write_html(
     path: str | os.PathLike[str],
     panels: Sequence[Panel] | None = None,
     title: str = "fisherlab monitor",
+    png: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a self-contained HTML page: the dashboard (embedded PNG) and the last values.
 
@@ -175,6 +176,9 @@ def write_html(
         Panel specifications (default: the registered instruments').
     title : str
         Page and figure title.
+    png : str, path-like or None
+        Embed this dashboard image (from :func:`plot_records` on the same records) instead
+        of drawing it again.
 
     Returns
     -------
@@ -185,9 +189,12 @@ def write_html(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        png = plot_records(records, Path(tmp) / "dashboard.png", panels, title)
-        image = base64.b64encode(png.read_bytes()).decode("ascii")
+    if png is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            drawn = plot_records(records, Path(tmp) / "dashboard.png", panels, title)
+            image = base64.b64encode(drawn.read_bytes()).decode("ascii")
+    else:
+        image = base64.b64encode(Path(png).read_bytes()).decode("ascii")
     rows = []
     for panel in panels_for(records, panels):
         last = next(r for r in reversed(records) if panel.key in r)

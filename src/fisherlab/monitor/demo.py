@@ -109,5 +109,5 @@ def run_demo(
         from fisherlab.monitor.dashboard import plot_records, write_html
 
         png = plot_records(mon.records, out / "dashboard.png", mon.panels(), title)
-        html = write_html(mon.records, out / "dashboard.html", mon.panels(), title)
+        html = write_html(mon.records, out / "dashboard.html", mon.panels(), title, png)
     return {"log": log, "png": png, "html": html}
