@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset",
         metavar="NAME",
-        help="run on this one of the experiment's data sets only (listed below)",
+        help="run on only this one of the experiment's data sets (see the list below)",
     )
     p.add_argument(
         "--fresh", action="store_true", help="delete an existing run directory and start over"
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     p.add_argument("--steps", type=int, default=400, metavar="N", help="SGD steps (default: 400)")
-    p.add_argument("--quick", action="store_true", help="60 steps (a few seconds), e.g. for CI")
+    p.add_argument("--quick", action="store_true", help="60 steps: a smoke run, e.g. in CI")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default: 0)")
     _add_threads(p)
 
