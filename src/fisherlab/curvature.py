@@ -39,6 +39,7 @@ from fisherlab.representations import Form, build
 from fisherlab.validation import (
     check_batch,
     check_mc_samples,
+    check_memory,
     check_model,
     check_reduction,
 )
@@ -101,6 +102,11 @@ class Curvature:
         an error if it does not cover the model), ``"generic"`` by :mod:`torch.func`,
         ``"auto"`` by the fast engine whenever it covers the model. Both give the same
         numbers; everything else always uses the generic engine.
+    max_bytes : int or None
+        Memory guard: a dense ``(D, D)`` result or ``(N, D)`` per-sample gradients above
+        this many bytes are refused with a ``MemoryError`` that gives the estimate and the
+        cheaper forms. Default :func:`fisherlab.validation.memory_limit` (half the available
+        memory, or ``$FISHERLAB_MAX_BYTES``).
 
     Examples
     --------
@@ -122,8 +128,14 @@ class Curvature:
         batch_size: int | None = None,
         distributed: bool | None = None,
         engine: str = "auto",
+        max_bytes: int | None = None,
     ) -> None:
         check_model(model)
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+        ):
+            raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
+        self.max_bytes = max_bytes
         if not isinstance(likelihood, Likelihood):
             raise TypeError(
                 f"likelihood must be a fisherlab Likelihood, got {type(likelihood).__name__}; "
@@ -324,6 +336,14 @@ class Curvature:
     def per_sample_gradients(self) -> Tensor:
         """``g_n = ∇l_n`` for every sample, ``(N, D)``; they average (mean) or sum to ``∇L``."""
         fm = self.functional_model
+        check_memory(
+            self.num_samples * self.num_params,
+            fm.flat_params().dtype,
+            f"per-sample gradients (N, D) = ({self.num_samples}, {self.num_params})",
+            "variance(form='diag'), empirical_fisher(form='diag') or form='operator', or "
+            "the statistics of fisherlab.engine.hooks without per-sample gradients",
+            self.max_bytes,
+        )
         grads = [fm.per_sample_gradients(X, y) for X, y in self.batches()]
         if not grads:  # an empty shard of a distributed data set
             return fm.flat_params().new_zeros(0, self.num_params)

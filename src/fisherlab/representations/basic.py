@@ -26,6 +26,7 @@ from fisherlab.quantities import (
 )
 from fisherlab.representations.operator import CurvatureOperator
 from fisherlab.representations.registry import register_form
+from fisherlab.validation import check_memory
 
 if TYPE_CHECKING:
     from fisherlab.curvature import Curvature
@@ -39,7 +40,15 @@ _FAST_DIAGONALS = ("empirical_fisher", "fisher", "ggn", "fisher_mc")
 
 @register_form("dense")
 def dense(curvature: Curvature, spec: QuantitySpec) -> Tensor:
-    """The quantity as a dense ``(D, D)`` matrix."""
+    """The quantity as a dense ``(D, D)`` matrix (refused above the memory limit)."""
+    D = curvature.num_params
+    check_memory(
+        D * D,
+        curvature.functional_model.flat_params().dtype,
+        f"a dense ({D}, {D}) {spec.kind.value} matrix",
+        "form='diag', form='kfac' or form='operator'",
+        curvature.max_bytes,
+    )
     if spec.kind is Quantity.VARIANCE:
         return torch.diag(diag(curvature, spec))
     if spec.kind is Quantity.COVARIANCE:

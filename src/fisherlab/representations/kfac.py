@@ -70,6 +70,7 @@ from fisherlab import distributed as fl_distributed
 from fisherlab.quantities import Quantity, QuantitySpec, exact_factors, mc_factors
 from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
 from fisherlab.representations.registry import register_form
+from fisherlab.validation import check_memory
 
 if TYPE_CHECKING:
     from fisherlab.curvature import Curvature
@@ -650,6 +651,12 @@ class KFAC(_BlockMatrix):
     # -- views -------------------------------------------------------------------------------
     def to_dense(self) -> Tensor:
         """Return the dense ``(D, D)`` matrix (Kronecker blocks on the diagonal); small ``D``."""
+        check_memory(
+            self.dim * self.dim,
+            self.dtype,
+            f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
+            "products (A @ v), solve(), diag() and trace(), which need no dense matrix",
+        )
         out = torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
         for block in self.blocks:
             index = block.flat_indices(self.device)

@@ -9,6 +9,8 @@ import torch
 from scipy.sparse.linalg import LinearOperator, cg
 from torch import Tensor
 
+from fisherlab.validation import check_memory
+
 __all__ = ["CurvatureOperator"]
 
 MatMat = Callable[[Tensor], Tensor]
@@ -98,6 +100,12 @@ class CurvatureOperator(_SquareMatrix):
 
     def to_dense(self, chunk_size: int = 256) -> Tensor:
         """The dense ``(D, D)`` matrix, built from products with unit-vector blocks."""
+        check_memory(
+            self.dim * self.dim,
+            self.dtype,
+            f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
+            "products (A @ v) and solve(), which need no dense matrix",
+        )
         columns = []
         for start in range(0, self.dim, chunk_size):
             stop = min(start + chunk_size, self.dim)
