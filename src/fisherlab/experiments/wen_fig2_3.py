@@ -38,7 +38,7 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.wen_common import Regime, evaluate, load_data, make_mlp, train
+from fisherlab.experiments.wen_common import Regime, evaluate, load_data, make_cnn, train
 
 __all__ = ["EXPERIMENT", "Fig23Config", "REGIMES"]
 
