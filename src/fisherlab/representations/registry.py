@@ -53,7 +53,5 @@ def build(curvature: Curvature, form: str | Form, spec: QuantitySpec) -> Any:
     """Build ``spec``'s quantity in ``form``; unknown forms get a ``ValueError``."""
     key = form.value if isinstance(form, Form) else form
     if key not in _BUILDERS:
-        raise ValueError(
-            f"unknown form {form!r}; available forms: {', '.join(available_forms())}"
-        )
+        raise ValueError(f"unknown form {form!r}; available forms: {', '.join(available_forms())}")
     return _BUILDERS[key](curvature, spec)
