@@ -495,7 +495,10 @@ def _plot_problem(results: dict[str, Any], problem: str, out_dir: Path) -> Path:
         if problem == "logistic"
         else ("Linear regression (Table D.2)")
     )
-    fig.suptitle(f"{kind}: quadratic approximations at the minimum, N = {results['n']}")
+    fig.suptitle(
+        f"{kind}: quadratic approximations at the minimum, N = {results['n']} "
+        f"({results.get('reading', 'authors')} reading of the table)"
+    )
     path = Path(out_dir) / f"fig2_{problem}.png"
     save_figure(fig, path)
     return path
