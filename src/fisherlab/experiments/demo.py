@@ -64,7 +64,7 @@ class DemoConfig:
     def preset(cls, quick: bool, seed: int) -> DemoConfig:
         """Return the quick (seconds) or full configuration with base seed ``seed``."""
         if quick:
-            return cls(seeds=(seed, seed + 1), n_samples=64, hidden=8, steps=60, n_checkpoints=4)
+            return cls(seeds=(seed, seed + 1, seed + 2), steps=150, n_checkpoints=4)
         return cls(seeds=(seed, seed + 1, seed + 2))
 
     def __post_init__(self) -> None:
@@ -279,7 +279,7 @@ EXPERIMENT = register(
             "classification problems (Gaussian blobs, XOR); the traces of the Fisher and the "
             "empirical Fisher and the squared gradient norm at evenly spaced steps. A small "
             "illustration, not a figure of the paper (nothing to reduce); full: 200 points, "
-            "300 steps, three seeds; quick: 64 points, 60 steps, two seeds."
+            "300 steps, three seeds; quick: 150 steps, 4 checkpoints."
         ),
         config_class=DemoConfig,
         run=run,
