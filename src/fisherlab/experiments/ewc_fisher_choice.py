@@ -204,7 +204,6 @@ def _select(runs: list[dict], kind: str, strengths: list[float]) -> float:
 
 def run(cfg: EWCConfig, ctx: RunContext) -> dict[str, Any]:
     """Every seed: train A, three Fishers, B at every strength; select k per Fisher."""
-    torch.set_num_threads(1)
     store = ctx.cells("task-b")
     per_seed = [
         _run_seed(cfg, seed, store)
