@@ -262,3 +262,24 @@ def test_python_dash_m(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "demo" in out.stdout
+
+
+def test_reproduce_again_reuses_finished_runs_and_says_so(tmp_path, capsys, toy_registered):
+    args = ["reproduce", "--quick", "--out", str(tmp_path), "--only", toy.NAME, "--no-progress"]
+    assert main(args) == 0
+    computed = len(toy_registered.computed)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "reused: config unchanged" in capsys.readouterr().out
+    assert len(toy_registered.computed) == computed
+    assert main([*args, "--fresh"]) == 0
+    assert len(toy_registered.computed) == 2 * computed
+
+
+def test_a_locked_run_directory_is_an_error_without_traceback(tmp_path, capsys, toy_registered):
+    from fisherlab.experiments.lock import RunDirectoryLock
+
+    with RunDirectoryLock(tmp_path / toy.NAME):
+        code = main(["run", toy.NAME, "--quick", "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "is being written by process" in err and "Traceback" not in err

@@ -281,6 +281,8 @@ def _summarize(run_dir: Path) -> str:
     status = str(info.get("status", "?"))
     wall = info.get("wall_time_s")
     text = f"{run_dir.name}: {status}" + (f" ({wall:.1f} s)" if wall is not None else "")
+    if info.get("reused"):
+        text += " (reused: config unchanged, claims re-evaluated)"
     try:
         with open(run_dir / "claims.json", encoding="utf-8") as f:
             claims = json.load(f)
@@ -290,12 +292,15 @@ def _summarize(run_dir: Path) -> str:
         holds = sum(c.get("holds") is True for c in claims)
         fails = sum(c.get("holds") is False for c in claims)
         na = len(claims) - holds - fails
-        text += f"; claims: {holds} hold, {fails} do not, {na} n/a"
+        text += f"; claims: {holds} hold, {fails} do not, {na} not decidable"
     return text + f" -> {run_dir}"
 
 
-def _run_one(name: str, args: argparse.Namespace, overrides: dict[str, object]) -> int:
+def _run_one(
+    name: str, args: argparse.Namespace, overrides: dict[str, object], reuse: bool = False
+) -> int:
     """Run one experiment; return 0 (ok or skipped) or 1 (failed). Usage errors propagate."""
+    from fisherlab.experiments.lock import RunLockedError
     from fisherlab.experiments.runner import run_experiment
 
     try:
@@ -307,7 +312,11 @@ def _run_one(name: str, args: argparse.Namespace, overrides: dict[str, object]) 
             overrides=overrides,
             fresh=args.fresh,
             show_progress=not args.no_progress,
+            reuse=reuse,
         )
+    except RunLockedError as exc:
+        _error(str(exc))
+        return 1
     except (UsageError, ValueError) as exc:
         from fisherlab.experiments.runner import ConfigMismatchError, OverrideError
 
@@ -359,12 +368,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     failed = []
     for name in names:
         try:
-            code = _run_one(name, args, {})
+            code = _run_one(name, args, {}, reuse=not args.fresh)
         except UsageError as exc:  # e.g. a run directory with another config: keep going
             _error(str(exc))
             code = 1
         if code:
             failed.append(name)
+    if not args.only:
+        from fisherlab.monitor.demo import run_demo
+
+        paths = run_demo(Path(args.out) / "monitor-demo", steps=60 if args.quick else 400)
+        print(f"monitor-demo: dashboard -> {paths['html']}")
     report = write_report(args.out)
     print(f"report: {report.resolve()}")
     if failed:
