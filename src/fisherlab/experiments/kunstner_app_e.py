@@ -284,21 +284,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     efgd = [remaining("EFGD", i) for i in range(len(factors))]
     ngd = [remaining("NGD", i) for i in range(len(factors))]
     premise_grid = "the selected step sizes of NGD and EFGD are strictly inside the step-size grid"
-    ratio = [curves["EFGD"][i][-1] / curves["NGD"][i][-1] for i in range(len(factors))]
     out = [
-        Claim(
-            claim="EFGD with fixed hyper-parameters gets less far, against NGD, the farther it "
-            "starts from the optimum",
-            measured=f"final loss EFGD / NGD after {T} iterations: "
-            + ", ".join(f"f = {f:g}: {fmt(r)}" for f, r in zip(factors, ratio, strict=True))
-            + f"; {hyper}",
-            holds=all(a < b for a, b in zip(ratio[:-1], ratio[1:], strict=True)),
-            source=SOURCE,
-            criterion="L_T(EFGD) / L_T(NGD) increases strictly from the closest start to the "
-            "farthest",
-            premise=premise_grid,
-            premise_holds=inside,
-        ),
         Claim(
             claim="EFGD with fixed hyper-parameters performs worse the farther it starts from "
             "the optimum (large initial loss → small steps, slow convergence), measured as "
