@@ -3,8 +3,9 @@
 Every quantity of :class:`fisherlab.Curvature` is a sum over samples divided by the total
 number of samples (or not divided, for ``reduction="sum"``), so data-parallel ranks that
 each hold a shard of the data compute the global quantity by summing their batch sums and
-their sample counts with ``all_reduce`` (tested with the ``gloo`` backend on CPUs; the
-counts and call signatures are exchanged as CPU tensors, which NCCL does not accept).
+their sample counts with ``all_reduce`` (tested with the ``gloo`` backend on CPUs). Counts
+and call signatures travel on the device of the summed tensors, or, when a call has no
+tensor, on :func:`comm_device` (the current CUDA device under NCCL), so NCCL works too.
 
 Every rank must call the same methods in the same order (they are collective
 operations), and matrix-free operators must be applied on every rank alike. Each
@@ -41,6 +42,7 @@ __all__ = [
     "all_reduce_sum",
     "all_reduce_max",
     "all_reduce_count",
+    "comm_device",
 ]
 
 #: environment variable with the collective timeout in seconds
@@ -99,13 +101,24 @@ def _wait(work: dist.Work, what: str) -> None:
         ) from error
 
 
+def comm_device(device: torch.device | None = None) -> torch.device:
+    """Device for a collective's small tensors: ``device``, else CUDA under NCCL, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def _signature(label: str, tensor: Tensor | None) -> str:
     if tensor is None:
         return f"{label}|empty|"
     return f"{label}|{str(tensor.dtype).removeprefix('torch.')}|{tuple(tensor.shape)}"
 
 
-def agree(label: str, tensor: Tensor | None) -> tuple[tuple[int, ...], torch.dtype] | None:
+def agree(
+    label: str, tensor: Tensor | None, device: torch.device | None = None
+) -> tuple[tuple[int, ...], torch.dtype] | None:
     """Check that every rank makes the same call; return its agreed ``(shape, dtype)``.
 
     Parameters
@@ -114,6 +127,9 @@ def agree(label: str, tensor: Tensor | None) -> tuple[tuple[int, ...], torch.dty
         What the call computes (the same string on every rank for the same call).
     tensor : Tensor or None
         This rank's contribution, or ``None`` for a rank without samples.
+    device : torch.device or None
+        Where the signature travels when ``tensor`` is ``None`` (default
+        :func:`comm_device`); otherwise it travels on ``tensor``'s device.
 
     Returns
     -------
@@ -129,6 +145,7 @@ def agree(label: str, tensor: Tensor | None) -> tuple[tuple[int, ...], torch.dty
     raw = signature.encode()[:_SIGNATURE_BYTES]
     payload = torch.zeros(_SIGNATURE_BYTES, dtype=torch.uint8)
     payload[: len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    payload = payload.to(tensor.device if tensor is not None else comm_device(device))
     gathered = [torch.empty_like(payload) for _ in range(dist.get_world_size())]
     _wait(dist.all_gather(gathered, payload, async_op=True), label)
     calls = [bytes(g.tolist()).rstrip(b"\0").decode(errors="replace") for g in gathered]
@@ -149,12 +166,12 @@ def agree(label: str, tensor: Tensor | None) -> tuple[tuple[int, ...], torch.dty
 def _all_reduce(
     tensor: Tensor | None, label: str, op: dist.ReduceOp, device: torch.device | None
 ) -> Tensor | None:
-    agreed = agree(label, tensor)
+    agreed = agree(label, tensor, device)
     if agreed is None:
         return None
     if tensor is None:  # an empty shard contributes zeros
         shape, dtype = agreed
-        tensor = torch.zeros(shape, dtype=dtype, device=device)
+        tensor = torch.zeros(shape, dtype=dtype, device=comm_device(device))
     _wait(dist.all_reduce(tensor, op=op, async_op=True), label)
     return tensor
 
@@ -177,8 +194,11 @@ def all_reduce_max(
     return _all_reduce(tensor, label, dist.ReduceOp.MAX, device)
 
 
-def all_reduce_count(count: int, label: str = "number of samples") -> int:
-    """Sum an integer over all ranks."""
-    total = _all_reduce(torch.tensor([count], dtype=torch.int64), label, dist.ReduceOp.SUM, None)
+def all_reduce_count(
+    count: int, label: str = "number of samples", device: torch.device | None = None
+) -> int:
+    """Sum an integer over all ranks (exchanged on ``device``, default :func:`comm_device`)."""
+    local = torch.tensor([count], dtype=torch.int64, device=comm_device(device))
+    total = _all_reduce(local, label, dist.ReduceOp.SUM, None)
     assert total is not None
     return int(total.item())
