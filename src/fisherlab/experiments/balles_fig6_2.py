@@ -300,8 +300,9 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     nontrivial = all(lam > 1 for lam in lams) and len(results["omega"]) >= 3
     out.append(
         Claim(
-            claim="As the axes of H rotate away from the coordinate axes, the separable bound "
-            "becomes larger and more circular: the l_i grow and become more similar",
+            claim="As the axes of H rotate away from the coordinate axes, the bounding ellipse of "
+            "separable smoothness becomes smaller and more circular: the l_i grow and become "
+            "more similar",
             measured="ω from 0 to π/4: " + "; ".join(parts) + f" ({cert_txt})",
             holds=all(grows) and all(rounder),
             source=SOURCE,
