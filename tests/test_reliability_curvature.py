@@ -180,3 +180,15 @@ def test_scalar_or_tuple_outputs_are_refused(make, error, phrase):
     X, y = torch.randn(5, 3, dtype=DT), torch.randint(0, 2, (5,))
     with pytest.raises(error, match=phrase):
         fl.Curvature(model, fl.likelihoods.Categorical(), X, y).gradient()
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_dense_hessian_through_layer_norm_matches_central_differences(width):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, width), nn.LayerNorm(width), nn.Tanh(), nn.Linear(width, 2))
+    model = model.to(DT)
+    X, y = torch.randn(4, 2, dtype=DT), torch.randint(0, 2, (4,))
+    c = fl.Curvature(model, fl.likelihoods.Categorical(), X, y)
+    H = c.hessian(form="dense")
+    torch.testing.assert_close(H, _central_difference_hessian(c), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(c.hessian(form="diag"), H.diagonal())
