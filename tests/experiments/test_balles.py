@@ -1,6 +1,5 @@
 """The balles-* experiments in (further shrunk) quick mode: files, numbers, claims."""
 
-import copy
 import json
 import math
 
