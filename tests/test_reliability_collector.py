@@ -94,6 +94,24 @@ def test_curvature_and_operators_retain_no_memory():
     assert _live_tensors() == before
 
 
+def test_monitored_steps_retain_no_memory():
+    model, lik = _cnn(), fl.likelihoods.Categorical()
+    X, y = torch.randn(16, 1, 6, 6, dtype=DT), torch.randint(0, 3, (16,))
+    monitor = fl.Monitor(model, lik, every=1)
+
+    def step() -> None:
+        with monitor.step(X, y) as s:
+            s.loss(model(X), y).backward()
+        model.zero_grad(set_to_none=True)
+
+    step()
+    before = _live_tensors()
+    for _ in range(20):
+        step()
+    assert _live_tensors() == before
+    assert len(monitor.records) == 21
+
+
 # -- coverage decided per parameter ----------------------------------------------------------
 def _weight_norm_models() -> dict[str, nn.Module]:
     torch.manual_seed(0)
