@@ -3,7 +3,7 @@ r"""Shared pieces of the Wen et al. 2020 classifier experiments (``wen-fig2-3``,
 The setup, chosen because it shows the premise of the paper's Sec. 5.4 — small batches
 generalize better than large batches at comparable training accuracy, with tuned step
 sizes — on a CPU budget: a small 1-D CNN (three 5-tap convolutions with 16 channels,
-ReLU, a linear read-out; He-normal initialisation, zero biases) on MNIST-1D
+ReLU, a linear read-out; He-normal convolutions, zero biases and a zero read-out) on MNIST-1D
 (:func:`fisherlab.datasets.load`, generator seed 0) with few training signals (2000 of the
 generator's 4000) and the generator's 1000 test signals for validation. An MLP on the same
 data showed the opposite (large batches better); a CNN with 4000 training signals or on
@@ -98,7 +98,11 @@ def load_data(train_samples: int = 2000, num_samples: int = 5000, data_seed: int
 
 
 def make_cnn(channels: int, classes: int, seed: int, length: int = 40) -> torch.nn.Module:
-    """Three 5-tap Conv1d layers (strides 1, 2, 2), ReLU, a linear read-out; He-normal init."""
+    """Three 5-tap Conv1d layers (strides 1, 2, 2), ReLU, a linear read-out.
+
+    He-normal convolution weights, zero biases and a zero read-out layer (the network
+    starts at the uniform prediction; large-batch SGD is then less prone to diverge).
+    """
     torch.manual_seed(seed)
     nn = torch.nn
     out_length = math.ceil(math.ceil(length / 2) / 2)
@@ -113,9 +117,11 @@ def make_cnn(channels: int, classes: int, seed: int, length: int = 40) -> torch.
         nn.Linear(channels * out_length, classes),
     )
     for module in model:
-        if isinstance(module, (nn.Conv1d, nn.Linear)):
+        if isinstance(module, nn.Conv1d):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
             nn.init.zeros_(module.bias)
+    nn.init.zeros_(model[-1].weight)
+    nn.init.zeros_(model[-1].bias)
     return model
 
 

@@ -1,9 +1,11 @@
 r"""``wen-fig2-3``: SB, LB, LB + full and LB + diagonal Fisher noise (Wen et al. Fig. 2, 3, 5a).
 
-Reduced scale: an MLP (40-32-32-10, ReLU) on MNIST-1D (4000 training signals) instead of
-ResNet-44 on CIFAR-10; :math:`M_S = 32`, :math:`M_L = 1000` (ratio ≈ 31, the paper's is
-4096/128 = 32); no batch normalization (so no Ghost BN). Four regimes with the same
-constant step size (the paper uses the same schedule for all four):
+Reduced scale, on the setup of ``wen-tables`` (:mod:`fisherlab.experiments.wen_common`,
+where the SB/LB generalization gap that motivates the paper is tested): a 1-D CNN (3 conv
+layers, 16 channels) on 2000 MNIST-1D training signals instead of ResNet-44 on CIFAR-10;
+:math:`M_S = 32`, :math:`M_L = 256` (ratio 8, the paper's is 4096/128 = 32); no batch
+normalization (so no Ghost BN). Four regimes with the same constant step size (the paper
+uses the same schedule for all four), 300 updates instead of 8000:
 
 - **SB**: SGD with batches of :math:`M_S`; **LB**: SGD with batches of :math:`M_L`;
 - **LB+full F**, **LB+diag F**: :class:`fisherlab.optim.CovarianceNoiseSGD` on batches of
@@ -14,22 +16,27 @@ constant step size (the paper uses the same schedule for all four):
 the full-Fisher draws are the Rademacher combinations of App. F.
 
 - Fig. 3: training loss and error on the whole training set per parameter update, mean
-  over seeds.
+  over seeds; the claims compare the mean training loss over the last quarter of the
+  updates, per seed.
 - Fig. 2: at a partially trained network (the SB run of the first seed after a quarter of
   its updates, frozen), the per-parameter variance of each regime's update direction
   (mini-batch gradient, plus the injected noise for the noisy regimes) over independent
-  draws of the batch and the noise, averaged within each layer.
+  draws of the batch and the noise, averaged within each layer. Full and diagonal noise
+  have the same per-parameter variance by construction (the same diagonal): Fig. 2 cannot
+  tell them apart, which is the paper's point (same variance, different convergence).
 - Fig. 5a: :math:`\|F\|_F` and :math:`\|\mathrm{diag}(F)\|_F` of the empirical Fisher
-  on a fixed subset of training samples, along the LB+diag F run of the first seed
-  (dense :math:`D\times D` matrix, :func:`fisherlab.linalg.frobenius_norm`).
+  :math:`F = \frac1n G^\top G` (:math:`G`: the per-sample gradients of ``n`` fixed
+  training signals) along the LB+diag F run of the first seed, through the Gram matrix:
+  :math:`\|F\|_F = \frac1n\|GG^\top\|_F` (no :math:`D\times D` matrix).
 
-Every training run and the variance measurement are resumable cells. ``--quick``: 150
-updates, one seed, 30 variance draws, 5 Frobenius checkpoints on 256 samples; full: 600
-updates, 3 seeds, 100 draws, 10 checkpoints on 512 samples.
+Every training run and the variance measurement are resumable cells. ``--quick``: 500
+training signals, 40 updates, one seed, 12 variance draws, 3 Frobenius checkpoints on 32
+signals (a smoke run); full: 300 updates, 3 seeds, 60 draws, 6 checkpoints on 256 signals.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +45,10 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
+from fisherlab.experiments.verdicts import fmt, greater_by_se, mean_se
 from fisherlab.experiments.wen_common import Regime, evaluate, load_data, make_cnn, train
 
-__all__ = ["EXPERIMENT", "Fig23Config", "REGIMES"]
+__all__ = ["EXPERIMENT", "Fig23Config", "REGIMES", "fisher_frobenius"]
 
 SOURCE = "Wen et al. 2020, Fig. 2, 3 and 5a"
 REGIMES = ("SB", "LB", "LB+full F", "LB+diag F")
@@ -53,10 +61,12 @@ class Fig23Config:
 
     Attributes
     ----------
+    train_samples : int
+        MNIST-1D training signals used.
     num_samples : int
-        MNIST-1D signals generated (80 % for training).
-    hidden : int
-        Width of the two hidden layers.
+        MNIST-1D signals generated (80 % training).
+    channels : int
+        Channels of the three convolutions.
     small_batch_size, large_batch_size : int
         :math:`M_S`, :math:`M_L`.
     lr : float
@@ -79,27 +89,28 @@ class Fig23Config:
         Base seed.
     """
 
+    train_samples: int = 2000
     num_samples: int = 5000
-    hidden: int = 32
+    channels: int = 16
     small_batch_size: int = 32
-    large_batch_size: int = 1000
-    lr: float = 0.5
-    updates: int = 600
-    eval_every: int = 10
+    large_batch_size: int = 256
+    lr: float = 0.15
+    updates: int = 300
+    eval_every: int = 15
     seeds: int = 3
-    variance_draws: int = 100
-    frobenius_points: int = 10
-    frobenius_samples: int = 512
+    variance_draws: int = 60
+    frobenius_points: int = 6
+    frobenius_samples: int = 256
     fisher: str = "empirical"
     seed: int = 0
 
     @classmethod
     def preset(cls, quick: bool, seed: int) -> Fig23Config:
-        """Full: 600 updates × 3 seeds; quick: 150 updates, one seed (module docstring)."""
+        """Full: 300 updates × 3 seeds; quick: 40 updates, one seed (module docstring)."""
         if quick:
             return cls(
-                updates=150, seeds=1, variance_draws=30, frobenius_points=5,
-                frobenius_samples=256, seed=seed,
+                train_samples=500, updates=40, eval_every=10, seeds=1, variance_draws=12,
+                frobenius_points=3, frobenius_samples=32, seed=seed,
             )  # fmt: skip
         return cls(seed=seed)
 
@@ -110,18 +121,31 @@ def _regime(name: str, cfg: Fig23Config) -> Regime:
     return Regime(name, size, noise, cfg.lr)
 
 
-def _frobenius(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, fisher: str):
+def fisher_frobenius(
+    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, fisher: str
+) -> tuple[float, float]:
+    r"""Return :math:`(\|F\|_F, \|\mathrm{diag}\,F\|_F)` of the Fisher on ``(X, y)``.
+
+    Empirical Fisher: :math:`F = \frac1n G^\top G` with the per-sample gradients
+    :math:`G \in \mathbb R^{n\times D}`, so :math:`\|F\|_F = \frac1n \|GG^\top\|_F` and
+    :math:`\mathrm{diag}\,F = \frac1n\sum_i g_i^2`. ``fisher="exact"`` uses the dense
+    Fisher (small models only).
+    """
     from fisherlab import Curvature
     from fisherlab.likelihoods import Categorical
     from fisherlab.linalg import frobenius_norm
 
     c = Curvature(model, Categorical(), X, y)
-    F = c.empirical_fisher(form="dense") if fisher == "empirical" else c.fisher(form="dense")
+    if fisher == "empirical":
+        G = c.per_sample_gradients().double()
+        n = G.shape[0]
+        return float((G @ G.T).norm() / n), float(G.square().sum(0).norm() / n)
+    F = c.fisher(form="dense")
     return frobenius_norm(F).value, frobenius_norm(F.diagonal()).value
 
 
 def _train_cell(cfg: Fig23Config, data: Any, name: str, seed: int, fro: bool) -> dict[str, Any]:
-    model = make_mlp(data.X.shape[1], cfg.hidden, 10, seed)
+    model = make_cnn(cfg.channels, 10, seed)
     curve: dict[str, list] = {"update": [], "loss": [], "error": []}
     frobenius: dict[str, list] = {"update": [], "full": [], "diag": []}
     points = max(cfg.frobenius_points, 2)
@@ -135,7 +159,7 @@ def _train_cell(cfg: Fig23Config, data: Any, name: str, seed: int, fro: bool) ->
             curve["loss"].append(loss)
             curve["error"].append(error)
         if fro and step in checkpoints:
-            full, diag = _frobenius(m, Xf, yf, cfg.fisher)
+            full, diag = fisher_frobenius(m, Xf, yf, cfg.fisher)
             frobenius["update"].append(step)
             frobenius["full"].append(full)
             frobenius["diag"].append(diag)
@@ -158,7 +182,7 @@ def _variance_cell(cfg: Fig23Config, data: Any, seed: int) -> dict[str, Any]:
     from fisherlab.noise import EmpiricalFisherNoise, FisherNoise
     from fisherlab.optim.noisy import noise_scale
 
-    model = make_mlp(data.X.shape[1], cfg.hidden, 10, seed)
+    model = make_cnn(cfg.channels, 10, seed)
     train(
         model, data, _regime("SB", cfg), small_batch_size=cfg.small_batch_size,
         large_batch_size=cfg.large_batch_size, fisher=cfg.fisher, seed=seed,
@@ -188,12 +212,12 @@ def _variance_cell(cfg: Fig23Config, data: Any, seed: int) -> dict[str, Any]:
     for name in REGIMES:
         var = torch.stack(draws[name]).var(0)
         variance[name] = [float(v.mean()) for v in var.split(sizes)]
-    return {"layers": layers, "variance": variance}
+    return {"layers": layers, "variance": variance, "draws": cfg.variance_draws}
 
 
 def run(cfg: Fig23Config, ctx: RunContext) -> dict[str, Any]:
     """Training runs of the four regimes, the variance measurement and Frobenius norms."""
-    data = load_data(cfg.num_samples)
+    data = load_data(cfg.train_samples, cfg.num_samples)
     store = ctx.cells("runs")
     jobs = [(name, cfg.seed + s) for s in range(cfg.seeds) for name in REGIMES]
     for name, seed in ctx.progress(jobs, desc="wen-fig2-3"):
@@ -228,13 +252,14 @@ def run(cfg: Fig23Config, ctx: RunContext) -> dict[str, Any]:
         "variance": variance,
         "mean_variance": mean_var,
         "frobenius": frobenius,
+        "batch_sizes": [cfg.small_batch_size, cfg.large_batch_size],
         "tables": {
             "Training loss/error per regime (mean over seeds)": {
                 "columns": [
                     "regime",
                     "final train loss",
                     "final train error",
-                    "mean train loss, last quarter",
+                    "mean train loss, last quarter (mean ± se over seeds)",
                     "mean gradient variance (Fig. 2)",
                 ],
                 "rows": [
@@ -242,7 +267,7 @@ def run(cfg: Fig23Config, ctx: RunContext) -> dict[str, Any]:
                         n,
                         curves[n]["final_loss"],
                         curves[n]["final_error"],
-                        curves[n]["tail_loss"],
+                        _mean_se_text(curves[n]["tail_loss_per_seed"]),
                         mean_var[n],
                     ]
                     for n in REGIMES
@@ -259,6 +284,11 @@ def run(cfg: Fig23Config, ctx: RunContext) -> dict[str, Any]:
             },
         },
     }
+
+
+def _mean_se_text(values: list[float]) -> str:
+    m, se = mean_se(values)
+    return f"{fmt(m)} ± {fmt(se, 2)}" if math.isfinite(se) else fmt(m)
 
 
 def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -308,49 +338,88 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
     return out
 
 
+VARIANCE_FACTOR = 2.0  # "roughly the same" variance: within this factor of SB's
+MAX_VARIANCE_RSE = 0.25  # largest relative standard error of a variance estimate allowed
+
+
+def _position(tail: dict[str, list[float]], name: str) -> float:
+    """Where a regime's mean tail loss lies between LB (0) and SB (1)."""
+    sb, lb = mean_se(tail["SB"])[0], mean_se(tail["LB"])[0]
+    return (mean_se(tail[name])[0] - lb) / (sb - lb) if sb != lb else math.nan
+
+
 def claims(results: dict[str, Any]) -> list[Claim]:
-    """Claims of Sec. 3 and 5.2, with the numbers from the results."""
+    """Fig. 2 (variance), Fig. 3 (convergence per update) and Fig. 5a (Frobenius norms)."""
     c = results["curves"]
-    tail = {n: c[n]["tail_loss"] for n in REGIMES}
+    tail = {n: c[n]["tail_loss_per_seed"] for n in REGIMES}
+    seeds = len(tail["SB"])
     mv = results["mean_variance"]
-    var_ratio = {n: mv[n] / mv["SB"] for n in REGIMES}
+    ratio = {n: mv[n] / mv["SB"] for n in REGIMES}
+    draws = int(results["variance"]["draws"])
+    rse = math.sqrt(2.0 / (draws - 1)) if draws > 1 else math.inf
     fro = results["frobenius"]
-    ratios = [f / d for f, d in zip(fro["full"], fro["diag"], strict=True)]
-    sb, lb, full, diag = (tail[n] for n in REGIMES)
-    gap = full - lb
+    ratios = [f / d if d > 0 else math.nan for f, d in zip(fro["full"], fro["diag"], strict=True)]
+    p_full, p_diag = _position(tail, "LB+full F"), _position(tail, "LB+diag F")
+    lb_faster = greater_by_se(tail["SB"], tail["LB"])
+    tails = "; ".join(f"{n} {_mean_se_text(tail[n])}" for n in REGIMES)
+    convergence_premise = (
+        "LB trains faster per update than SB: SB's mean training loss over the last quarter "
+        "of the updates exceeds LB's by more than 2 standard errors over seeds"
+    )
+    M_S, M_L = results["batch_sizes"]
     return [
         Claim(
-            claim="LB with diagonal and with full Fisher noise have roughly the same average "
+            claim="LB with diagonal and with full Fisher noise has roughly the same average "
             "gradient variance as SB; LB's is much smaller (Fig. 2)",
             measured="mean per-parameter variance relative to SB: "
-            + ", ".join(f"{n} {var_ratio[n]:.3g}" for n in REGIMES),
-            holds=all(0.5 <= var_ratio[n] <= 2.0 for n in ("LB+full F", "LB+diag F"))
-            and var_ratio["LB"] < 0.2,
+            + ", ".join(f"{n} {fmt(ratio[n], 3)}" for n in REGIMES)
+            + f" ({draws} draws; M_S/M_L = {fmt(M_S / M_L, 3)}; full and diag share the "
+            "diagonal by construction)",
+            holds=all(
+                1.0 / VARIANCE_FACTOR <= ratio[n] <= VARIANCE_FACTOR
+                for n in ("LB+full F", "LB+diag F")
+            )
+            and ratio["LB"] < 1.0 / (2.0 * VARIANCE_FACTOR),
             source="Wen et al. 2020, Fig. 2",
+            criterion=f"both noisy regimes' variance within a factor {VARIANCE_FACTOR:g} of "
+            f"SB's and LB's below 1/{2 * VARIANCE_FACTOR:g} of SB's",
+            premise=f"the draws resolve a factor {VARIANCE_FACTOR:g}: relative standard error "
+            f"of a variance estimate √(2/(draws−1)) ≤ {MAX_VARIANCE_RSE:g}",
+            premise_holds=rse <= MAX_VARIANCE_RSE,
         ),
         Claim(
             claim="LB with full Fisher noise matches the convergence of SB (Fig. 3)",
-            measured=f"mean training loss over the last quarter of the updates: SB {sb:.4g}, "
-            f"LB+full F {full:.4g} (ratio {full / sb:.3f})",
-            holds=abs(full / sb - 1.0) < 0.25,
+            measured=f"mean training loss over the last quarter of the updates: {tails}; "
+            f"position of LB+full F between LB (0) and SB (1): {fmt(p_full, 3)}",
+            holds=0.5 <= p_full <= 1.5,
             source="Wen et al. 2020, Fig. 3",
+            criterion="(full − LB)/(SB − LB) of the mean tail losses lies in [0.5, 1.5]: "
+            "LB+full F is nearer SB than LB",
+            premise=convergence_premise,
+            premise_holds=lb_faster,
         ),
         Claim(
             claim="LB with diagonal Fisher noise trains much faster than LB with full Fisher "
             "noise, close to LB (Fig. 3)",
-            measured=f"mean training loss over the last quarter: LB {lb:.4g}, LB+diag F "
-            f"{diag:.4g}, LB+full F {full:.4g}; (diag − LB)/(full − LB) = "
-            f"{(diag - lb) / gap if gap != 0 else float('nan'):.3f}",
-            holds=diag < full and gap > 0 and (diag - lb) / gap < 0.5,
+            measured=f"mean training loss over the last quarter: {tails}; position of LB+diag "
+            f"F between LB (0) and SB (1): {fmt(p_diag, 3)}",
+            holds=greater_by_se(tail["LB+full F"], tail["LB+diag F"]) and p_diag < 0.5,
             source="Wen et al. 2020, Fig. 3",
+            criterion="LB+full F's mean tail loss above LB+diag F's by > 2 standard errors, "
+            "and (diag − LB)/(SB − LB) < 0.5",
+            premise=convergence_premise + f" ({seeds} seed(s))",
+            premise_holds=lb_faster,
         ),
         Claim(
             claim="The full Fisher has a much larger Frobenius norm than the diagonal Fisher "
             "along training (Fig. 5a)",
-            measured=f"‖F‖_F / ‖diag F‖_F along the LB+diag F run: min {min(ratios):.3g}, "
-            f"max {max(ratios):.3g} ({len(ratios)} checkpoints)",
+            measured=f"‖F‖_F / ‖diag F‖_F along the LB+diag F run: min {fmt(min(ratios), 3)}, "
+            f"max {fmt(max(ratios), 3)} ({len(ratios)} checkpoints)",
             holds=min(ratios) > 2.0,
             source="Wen et al. 2020, Fig. 5a",
+            criterion="the ratio exceeds 2 at every checkpoint (it is ≥ 1 for any Fisher)",
+            premise="the Fisher is not at round-off zero: ‖diag F‖_F > 1e-12 at every checkpoint",
+            premise_holds=all(d > 1e-12 for d in fro["diag"]),
         ),
     ]
 
@@ -358,17 +427,27 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="wen-fig2-3",
-        title="SB vs LB vs LB + full / diagonal Fisher noise (MLP on MNIST-1D)",
+        title="SB vs LB vs LB + full / diagonal Fisher noise (1-D CNN on MNIST-1D)",
         paper=SOURCE,
         description=(
-            "Reduced scale (MLP 40-32-32-10 on MNIST-1D instead of ResNet-44 on CIFAR-10; "
-            "M_S = 32, M_L = 1000): gradient variance per layer at a frozen network (Fig. 2), "
-            "training loss/error per update (Fig. 3), Frobenius norms of the full and "
-            "diagonal empirical Fisher along training (Fig. 5a)."
+            "Reduced scale (3-layer 1-D CNN on 2000 MNIST-1D signals instead of ResNet-44 on "
+            "CIFAR-10; M_S = 32, M_L = 256, ratio 8 instead of 32; 300 updates instead of 8000; "
+            "no batch norm): gradient variance per layer at a frozen network (Fig. 2), "
+            "training loss/error per update at one constant step size (Fig. 3), Frobenius "
+            "norms of the full and diagonal empirical Fisher along training (Fig. 5a)."
         ),
         config_class=Fig23Config,
         run=run,
         plot=plot,
         claims=claims,
+        captions={
+            "fig2_gradient_variance.png": "Wen et al. Fig. 2 analogue: mean per-parameter "
+            "variance of the update direction of SB, LB, LB + full and LB + diagonal Fisher "
+            "noise, per layer, at a partially trained network.",
+            "fig3_training_curves.png": "Wen et al. Fig. 3 analogue: training loss and error "
+            "on the whole training set per parameter update, mean over seeds.",
+            "fig5a_frobenius.png": "Wen et al. Fig. 5a analogue: Frobenius norms of the full "
+            "and of the diagonal empirical Fisher along the LB + diagonal Fisher run.",
+        },
     )
 )

@@ -3,10 +3,11 @@ r"""``wen-tables``: accuracy of SB, LB and the noise variants (Wen et al. Tables
 Reduced scale (:mod:`fisherlab.experiments.wen_common`): a 1-D CNN (3 conv layers, 16
 channels) on 2000 MNIST-1D training signals, the generator's 1000 test signals for
 validation, instead of LeNet/AlexNet/VGG/ResNet on MNIST/CIFAR; :math:`M_S = 32`,
-:math:`M_L = 256` (ratio 8 instead of the paper's 32, so that the large-batch methods make
-enough updates to fit the training set: 7 per epoch, 700 in all); no batch normalization
-(so no Ghost BN). All methods train for the same number of epochs (SB makes 8× more
-updates than the LB methods):
+:math:`M_L = 128` (ratio 4 instead of the paper's 32: with :math:`M_L = 256` plain
+large-batch SGD either under-fitted the training set in 700 updates or diverged, depending
+on the seed, at every step size tried; with 128 it fits it in 1500 updates); no batch
+normalization (so no Ghost BN). All methods train for the same number of epochs (SB makes
+4× more updates than the LB methods):
 
 - **SB**, **LB**: plain SGD with batches of :math:`M_S` / :math:`M_L`; LB with a linear
   warm-up over the first 10 % of its updates (App. E.1: 10 of 200 epochs);
@@ -117,9 +118,9 @@ class TablesConfig:
     num_samples: int = 5000
     channels: int = 16
     small_batch_size: int = 32
-    large_batch_size: int = 256
+    large_batch_size: int = 128
     lr_small_grid: tuple[float, ...] = (0.1, 0.2, 0.4)
-    lr_large_grid: tuple[float, ...] = (0.3, 0.45, 0.6)
+    lr_large_grid: tuple[float, ...] = (0.15, 0.3, 0.6)
     warmup_fraction: float = 0.1
     epochs: int = 100
     noise_fraction: float = 0.25
@@ -449,7 +450,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             claim="The largest Hessian eigenvalue at the end of training is lower for LB + "
             "diagonal Fisher noise than for LB (Fig. 5b)",
             measured=f"temperature-scaled λ_max: {lam_text}; {numbers}",
-            holds=greater_by_se(lam["LB"], lam["LB+diag F"]),
+            holds=greater_by_se(lam["LB"], lam["LB+diag F"]) if lam_ok else None,
             source="Wen et al. 2020, Fig. 5b, Sec. 5.3",
             criterion="mean λ_max of LB − mean λ_max of LB+diag F > 2 standard errors of the "
             "difference",
@@ -460,7 +461,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             claim="LB ends at a sharper minimum than SB (larger λ_max; Fig. 5b and the "
             "sharpness heuristic of Sec. 5.3)",
             measured=f"temperature-scaled λ_max: {lam_text}; {numbers}",
-            holds=greater_by_se(lam["LB"], lam["SB"]),
+            holds=greater_by_se(lam["LB"], lam["SB"]) if lam_ok else None,
             source="Wen et al. 2020, Fig. 5b, Sec. 5.3",
             criterion="mean λ_max of LB − mean λ_max of SB > 2 standard errors of the difference",
             premise=text + "; λ_max computed for every seed",
@@ -476,7 +477,7 @@ EXPERIMENT = register(
         paper=SOURCE,
         description=(
             "Reduced scale: a 3-layer 1-D CNN on 2000 MNIST-1D signals (1000 for validation) "
-            "instead of LeNet/VGG/ResNet on MNIST/CIFAR; M_S = 32, M_L = 256 (ratio 8, not 32); "
+            "instead of LeNet/VGG/ResNet on MNIST/CIFAR; M_S = 32, M_L = 128 (ratio 4, not 32); "
             "100 epochs for every method, no batch norm (no Ghost BN), constant step sizes "
             "(SB and LB tuned on one seed over 3-point grids, LB with 10 % linear warm-up; "
             "noise variants at LB's, BatchChange at SB's), noise in the first quarter; "
