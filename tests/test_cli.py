@@ -283,3 +283,14 @@ def test_a_locked_run_directory_is_an_error_without_traceback(tmp_path, capsys, 
         code = main(["run", toy.NAME, "--quick", "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and "is being written by process" in err and "Traceback" not in err
+
+
+def test_reproduce_with_two_jobs_runs_each_experiment_in_a_worker(tmp_path, capsys):
+    names = ["demo", "balles-fig6-2"]
+    args = ["reproduce", "--quick", "--out", str(tmp_path), "--no-progress", "--jobs", "2"]
+    assert main([*args, "--only", *names]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for name in names:
+        assert json.loads((tmp_path / name / "run.json").read_text())["status"] == "ok"
+    assert "report:" in out
+    assert main([*args[:-1], "0", "--only", "demo"]) == 2

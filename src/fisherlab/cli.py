@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete existing run directories and start over"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N experiments at a time, each in its own process (default: 1; "
+        "--jobs 2 on a 2-core machine halves the wall time of --full)",
+    )
     _add_threads(p)
 
     p = sub.add_parser("report", help="write DIR/report.html from the runs in DIR")
@@ -352,6 +360,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _run_one(args.name, args, overrides)
 
 
+def _reproduce_one(name: str, args: argparse.Namespace) -> int:
+    """One experiment of ``reproduce`` (also in a worker process); 0 ok or skipped, 1 failed."""
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return _run_one(name, args, {}, reuse=not args.fresh)
+    except UsageError as exc:  # e.g. a run directory with another config: keep going
+        _error(str(exc))
+        return 1
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from fisherlab.experiments import all_experiments, get
     from fisherlab.report import write_report
@@ -363,17 +384,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
     else:
         names = [e.name for e in all_experiments()]
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     scale = "quick" if args.quick else "full"
     print(f"reproducing {len(names)} experiment(s) at {scale} scale into {args.out}")
-    failed = []
-    for name in names:
-        try:
-            code = _run_one(name, args, {}, reuse=not args.fresh)
-        except UsageError as exc:  # e.g. a run directory with another config: keep going
-            _error(str(exc))
-            code = 1
-        if code:
-            failed.append(name)
+    if args.jobs == 1:
+        codes = [_reproduce_one(name, args) for name in names]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+            codes = list(pool.map(_reproduce_one, names, [args] * len(names)))
+    failed = [name for name, code in zip(names, codes, strict=True) if code]
     if not args.only:
         from fisherlab.monitor.demo import run_demo
 
