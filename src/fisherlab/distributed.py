@@ -42,6 +42,7 @@ __all__ = [
     "all_reduce_sum",
     "all_reduce_max",
     "all_reduce_count",
+    "all_gather",
     "comm_device",
 ]
 
@@ -202,3 +203,11 @@ def all_reduce_count(
     total = _all_reduce(local, label, dist.ReduceOp.SUM, None)
     assert total is not None
     return int(total.item())
+
+
+def all_gather(tensor: Tensor, label: str = "gather") -> list[Tensor]:
+    """Every rank's ``tensor`` (the same shape and dtype on every rank), in rank order."""
+    agree(label, tensor)
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    _wait(dist.all_gather(parts, tensor, async_op=True), label)
+    return parts

@@ -54,6 +54,7 @@ than once, or layers called more than once get a warning and the generic
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -63,15 +64,18 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
+from fisherlab import distributed as fl_distributed
 from fisherlab.engine.functional import FunctionalModel
 from fisherlab.engine.hooks.base import LayerRule
 from fisherlab.engine.hooks.conv import ConvRule
 from fisherlab.engine.hooks.embedding import EmbeddingRule
 from fisherlab.engine.hooks.linear import LinearRule
 from fisherlab.engine.hooks.norm import BatchNormRule, LayerNormRule
+from fisherlab.engine.hooks.reduction import all_reduce_sums, gather_rows, kron_shapes
 from fisherlab.likelihoods import Likelihood
 from fisherlab.validation import (
     check_finite,
@@ -169,9 +173,12 @@ class _Pass:
     calls: dict[torch.nn.Module, int] = field(default_factory=dict)
     output: Tensor | None = None
     fast: bool = True
+    sync: bool = True
     started: bool = False
     columns_done: bool = False
     released: bool = False
+    loss_scale: float | None = None
+    loss_sum: Tensor | None = None
 
     def release(self) -> None:
         """Forget inputs, outputs and output-gradient columns."""
@@ -184,6 +191,11 @@ class _Pass:
         self.calls.clear()
         self.inp = None
         self.output = None
+
+
+def _rows(t: Tensor) -> Tensor:
+    """``t`` as ``(N, -1)``, also for ``N = 0`` (an empty shard)."""
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
 
 
 def _queue_end_of_backward(callback: Any) -> None:
@@ -224,6 +236,16 @@ class Collector:
     max_bytes : int or None
         Refuse per-sample gradients whose ``(N, D)`` storage would exceed this many bytes
         (default: :func:`fisherlab.validation.memory_limit`).
+    distributed : bool or None
+        Sum the statistics over the ranks of the default :mod:`torch.distributed` group at
+        the end of every synchronising backward pass, so that every rank holds the values
+        of the global batch, weighted by the ranks' sample counts
+        (:mod:`fisherlab.engine.hooks.reduction`). ``None``: whenever a group is
+        initialised; ``False``: keep this rank's values. Every rank must then run the same
+        backward passes. Under a ``DistributedDataParallel`` wrapper (pass the wrapper as
+        ``model``), a backward pass inside ``model.no_sync()`` communicates nothing: its
+        sums are kept and added to those of the next synchronising pass, whose statistics
+        then cover every accumulated sample (its own results stay local).
     """
 
     def __init__(
@@ -236,6 +258,7 @@ class Collector:
         generator: torch.Generator | None = None,
         reuse_buffers: bool = False,
         max_bytes: int | None = None,
+        distributed: bool | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -256,6 +279,11 @@ class Collector:
             reduction = likelihood.reduction or "mean"
         check_reduction(reduction)
         check_mc_samples(mc_samples)
+        if distributed is None:
+            distributed = fl_distributed.is_active()
+        if distributed and not fl_distributed.is_active():
+            raise ValueError("distributed=True needs an initialised torch.distributed group")
+        self.distributed = bool(distributed)
         self.model = model
         self.likelihood = likelihood
         self.reduction = reduction
@@ -270,6 +298,14 @@ class Collector:
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
         self._layers, self.fallback_reason = self._scan()
+        kron_owned = {
+            id(p): name == "weight"
+            for module, rule in self._layers.items()
+            if rule.has_kron_factors
+            for name, p in module._parameters.items()
+            if p is not None and p.requires_grad
+        }
+        self._kron_params = [(p, kron_owned[id(p)]) for p in self.params if id(p) in kron_owned]
         if self.fallback_reason is not None and self.statistics & set(_KRON):
             raise NotImplementedError(
                 f"Kronecker factors need the fast path, which does not cover this model: "
@@ -280,6 +316,8 @@ class Collector:
         self._current: _Pass | None = None
         self._pending: list[_Pass] = []
         self._active: _Pass | None = None
+        self._carry: dict[str, list[Tensor]] = {}
+        self._carry_samples = 0
         self._reset()
 
     # -- set-up ---------------------------------------------------------------------------
@@ -364,6 +402,9 @@ class Collector:
     def _reset(self) -> None:
         self._raw: dict[Statistic, dict[Tensor, Any]] = {s: {} for s in Statistic}
         self._num_samples: int | None = None
+        self._local_num_samples: int | None = None
+        self._loss_c = 1.0
+        self._loss_value: float | None = None
         self._cache: dict[Statistic, dict[Tensor, Any]] = {}
         self._scaled_stats: set[Statistic] = set()
 
@@ -433,6 +474,8 @@ class Collector:
             )
         current.num_samples = output.shape[0]
         current.output = output
+        # DDP decides at forward time whether this backward all-reduces the gradients
+        current.sync = bool(getattr(self.model, "require_backward_grad_sync", True))
         if current.fast:
             reason = self._check_graph(current, output)
             if reason is not None:
@@ -511,7 +554,8 @@ class Collector:
         current.started = True
         self._reset()
         self._active = current
-        self._num_samples = current.num_samples
+        self._num_samples = self._local_num_samples = current.num_samples
+        self._loss_c = self._scale_of(current)
         if Statistic.PER_SAMPLE_GRADIENTS in self.statistics:
             assert current.num_samples is not None
             check_memory(
@@ -534,19 +578,120 @@ class Collector:
         return True
 
     def _end(self, current: _Pass) -> None:
-        if current in self._pending:
-            self._pending.remove(current)
-        if self._active is current:
-            self._active = None
+        try:
+            if self._active is current:
+                if current.loss_sum is not None:  # this rank's batch, until summed
+                    n = current.num_samples
+                    local_c = 1.0 / n if self.reduction == "mean" and n else 1.0
+                    self._loss_value = local_c * float(current.loss_sum)
+                if self.distributed:
+                    self._sum_over_ranks(current)
+        finally:
+            if current in self._pending:
+                self._pending.remove(current)
+            if self._active is current:
+                self._active = None
+
+    def _scale_of(self, current: _Pass) -> float:
+        """The factor ``c_r`` of this rank's loss ``c_r Σ_n l_n`` in ``current``'s backward."""
+        if current.loss_scale is not None:
+            return current.loss_scale
+        if self.reduction == "mean" and current.num_samples:
+            return 1.0 / current.num_samples
+        return 1.0
 
     @property
     def _c(self) -> float:
+        """The scale of the (global) batch of the results: ``1/N`` or ``1``."""
         assert self._num_samples is not None
-        return 1.0 / self._num_samples if self.reduction == "mean" else 1.0
+        if self.reduction == "sum" or self._num_samples == 0:
+            return 1.0
+        return 1.0 / self._num_samples
+
+    # -- sums over ranks ------------------------------------------------------------------
+    def _summed_statistics(self) -> list[Statistic]:
+        """The statistics whose per-rank sums are added (the variance needs two of them)."""
+        stats = self.statistics
+        needed = []
+        if stats & {Statistic.GRADIENT, Statistic.VARIANCE}:
+            needed.append(Statistic.GRADIENT)
+        if stats & set(_SQUARES):
+            needed.append(Statistic.SECOND_MOMENT)
+        needed += [s for s in (*_MC, *_EXACT) if s in stats]
+        return needed
+
+    def _local_sums(self, current: _Pass) -> dict[str, list[Tensor]]:
+        """Unscaled sums over this rank's samples (zeros for an empty shard)."""
+        n = current.num_samples or 0
+        sums: dict[str, list[Tensor]] = {}
+        for stat in self._summed_statistics():
+            raw = self._raw[stat]
+            if stat in _KRON:
+                tensors = []
+                for p, is_weight in self._kron_params:
+                    shapes = kron_shapes(p, is_weight)
+                    factors = raw.get(p)
+                    if factors is None or n == 0:
+                        tensors += [p.new_zeros(shape) for shape in shapes]
+                    else:  # G is a sum over samples, A a mean: N_r A_r is the sum
+                        tensors += [factors[0], *(n * f for f in factors[1:])]
+                sums[stat.value] = tensors
+                continue
+            scale = 1.0 / self._loss_c if stat is Statistic.GRADIENT else 1.0
+            sums[stat.value] = [
+                p.new_zeros(p.shape) if p not in raw or n == 0 else raw[p] * scale
+                for p in self.params
+            ]
+        if current.loss_sum is not None:
+            sums["loss"] = [current.loss_sum.reshape(1).to(self.params[0].dtype)]
+        return sums
+
+    def _sum_over_ranks(self, current: _Pass) -> None:
+        """Replace this rank's results by those of the global batch (one all-reduce)."""
+        local = self._local_sums(current)
+        n = current.num_samples or 0
+        if not current.sync:  # inside DDP's no_sync(): keep the sums for the next pass
+            for name, tensors in local.items():
+                kept = self._carry.get(name)
+                self._carry[name] = (
+                    tensors if kept is None else [a + b for a, b in zip(kept, tensors, strict=True)]
+                )
+            self._carry_samples += n
+            return
+        if self._carry:
+            if set(self._carry) != set(local):
+                raise RuntimeError(
+                    "the backward passes accumulated under no_sync() computed other "
+                    f"statistics ({', '.join(self._carry)}) than this one ({', '.join(local)})"
+                )
+            local = {
+                name: [a + b for a, b in zip(self._carry[name], tensors, strict=True)]
+                for name, tensors in local.items()
+            }
+            n += self._carry_samples
+            self._carry, self._carry_samples = {}, 0
+        sums, total = all_reduce_sums(local, n, self.params[0].device, "collect")
+        self._num_samples = total
+        c = self._c
+        for stat in self._summed_statistics():
+            values = iter(sums[stat.value])
+            if stat in _KRON:
+                for p, is_weight in self._kron_params:
+                    if is_weight:
+                        G, A = next(values), next(values)
+                        self._raw[stat][p] = (G, A / max(total, 1))
+                    else:
+                        self._raw[stat][p] = (next(values),)
+                continue
+            scale = c if stat is Statistic.GRADIENT else 1.0
+            for p in self.params:
+                self._raw[stat][p] = next(values).mul_(scale)
+        if "loss" in sums:
+            self._loss_value = c * float(sums["loss"][0])
 
     def _factor_columns(self, f: Tensor) -> dict[str, Tensor]:
         """Columns ``(K, N, C)``: sampled output gradients and/or the exact factor."""
-        f2d = f.detach().reshape(f.shape[0], -1)
+        f2d = _rows(f.detach())
         columns: dict[str, Tensor] = {}
         if self.statistics & set(_MC):
             columns["mc"] = self.likelihood.sampled_output_gradient(
@@ -557,8 +702,8 @@ class Collector:
         return columns
 
     def _on_output_gradient(self, current: _Pass, g: Tensor) -> None:
-        if self._inner or not self._begin(current):
-            return
+        if self._inner or not self._begin(current) or not current.num_samples:
+            return  # an empty shard (under torch.distributed) contributes zeros
         if not current.fast:
             f = current.output
             assert f is not None
@@ -619,12 +764,15 @@ class Collector:
     def _on_layer_gradient(self, current: _Pass, record: _Record, g: Tensor) -> None:
         if self._inner or not current.fast or not self._begin(current):
             return
+        if not current.num_samples:  # an empty shard: the results are zeros
+            record.inp = record.output = None
+            return
         self._ensure_columns(current)
         module, rule = record.module, record.rule
         assert record.inp is not None
         stats = self.statistics
         ctx = rule.prepare(module, record.inp)
-        b = (g / self._c).unsqueeze(0)
+        b = (g / self._loss_c).unsqueeze(0)
         params = {
             name: p for name, p in module._parameters.items() if p is not None and p.requires_grad
         }
@@ -682,7 +830,7 @@ class Collector:
 
         first = {Statistic.PER_SAMPLE_GRADIENTS, Statistic.L2_NORM, *_SQUARES}
         if stats & first:
-            factor = (g.detach().reshape(f.shape[0], -1) / self._c).unsqueeze(2)
+            factor = (_rows(g.detach()) / self._loss_c).unsqueeze(2)
             G = fm.sandwich_rows(X, factor)[:, 0]
             parts = zip(self.params, G.split(fm.numels, dim=1), fm.shapes, strict=True)
             for p, part, shape in parts:
@@ -701,10 +849,31 @@ class Collector:
     # -- results --------------------------------------------------------------------------
     @property
     def num_samples(self) -> int:
-        """``N`` of the last backward pass."""
+        """``N`` of the last backward pass (of the global batch when summed over ranks)."""
         if self._num_samples is None:
             raise RuntimeError("no forward pass through the model was recorded")
         return self._num_samples
+
+    @property
+    def local_num_samples(self) -> int:
+        """``N_r`` of this rank in the last backward pass (the rows of per-sample results)."""
+        if self._local_num_samples is None:
+            raise RuntimeError("no forward pass through the model was recorded")
+        return self._local_num_samples
+
+    @property
+    def loss_value(self) -> float:
+        r"""The loss :math:`c\sum_n l_n` of the last backward pass's (global) batch.
+
+        Available when the loss came from :meth:`loss`; summed over ranks like the
+        statistics, so every rank holds the same number (e.g. for
+        :class:`fisherlab.optim.CABS`, whose batch size must be one for all ranks).
+        """
+        if self._loss_value is None:
+            raise RuntimeError(
+                "no loss was recorded: compute the loss with collector.loss(output, target)"
+            )
+        return self._loss_value
 
     def _require(self, stat: Statistic) -> None:
         if stat not in self.statistics:
@@ -738,12 +907,13 @@ class Collector:
         if stat in self._cache:
             return dict(self._cache[stat])
         N, c = self.num_samples, self._c
+        n_local = self.local_num_samples
         shapes = {p: tuple(p.shape) for p in self.params}
         result: dict[Tensor, Any]
         if stat is Statistic.GRADIENT:
             result = {p: self._raw_or_zeros(stat, p, shapes[p]) for p in self.params}
         elif stat is Statistic.PER_SAMPLE_GRADIENTS:
-            result = {p: self._raw_or_zeros(stat, p, (N, *shapes[p])) for p in self.params}
+            result = {p: self._raw_or_zeros(stat, p, (n_local, *shapes[p])) for p in self.params}
         elif stat is Statistic.SECOND_MOMENT:
             result = self._scaled(stat, c)
         elif stat is Statistic.VARIANCE:
@@ -755,7 +925,7 @@ class Collector:
                 g = self._raw_or_zeros(Statistic.GRADIENT, p, shapes[p])
                 result[p] = torch.mul(second[p], a / c).addcmul_(g, g, value=-1.0)
         elif stat is Statistic.L2_NORM:
-            result = {p: self._raw_or_zeros(stat, p, (N,)).sqrt() for p in self.params}
+            result = {p: self._raw_or_zeros(stat, p, (n_local,)).sqrt() for p in self.params}
         elif stat is Statistic.FISHER_MC_DIAG:
             result = self._scaled(stat, c / self.mc_samples)
         elif stat is Statistic.GGN_DIAG:
@@ -773,19 +943,39 @@ class Collector:
 
         ``(D,)`` for gradient, second moment, variance and the diagonals; ``(N, D)`` for
         per-sample gradients; ``(N,)`` total per-sample norms :math:`\|g_n\|` for
-        ``l2_norm``. Kronecker factors have no flat form.
+        ``l2_norm``. Kronecker factors have no flat form. Per-sample results hold this
+        rank's samples (``N = local_num_samples``); :meth:`gather` concatenates the ranks'.
         """
         stat = Statistic(statistic)
         if stat in _KRON:
             raise ValueError("Kronecker factors have no flat form; use collector[statistic]")
         if stat is Statistic.L2_NORM:
             self._require(stat)
-            squares = [self._raw_or_zeros(stat, p, (self.num_samples,)) for p in self.params]
+            n = self.local_num_samples
+            squares = [self._raw_or_zeros(stat, p, (n,)) for p in self.params]
             return torch.stack(squares).sum(0).sqrt()
         values = self[stat]
         if stat is Statistic.PER_SAMPLE_GRADIENTS:
-            return torch.cat([values[p].reshape(self.num_samples, -1) for p in self.params], 1)
+            n = self.local_num_samples
+            return torch.cat([_rows(values[p]) for p in self.params], 1)
         return torch.cat([values[p].reshape(-1) for p in self.params])
+
+    def gather(self, statistic: Statistic | str) -> Tensor:
+        """Per-sample results of every rank, concatenated in rank order (a collective).
+
+        ``l2_norm`` gives ``(N,)`` and ``per_sample_gradients`` ``(N, D)`` with ``N`` the
+        global number of samples; without summing over ranks this is :meth:`flat`.
+        """
+        stat = Statistic(statistic)
+        if stat not in (Statistic.L2_NORM, Statistic.PER_SAMPLE_GRADIENTS):
+            raise ValueError(
+                f"gather is for per-sample statistics (l2_norm, per_sample_gradients), got "
+                f"{stat.value!r}; the others already hold the global batch"
+            )
+        local = self.flat(stat)
+        if not self.distributed:
+            return local
+        return gather_rows(local, f"collect: gather {stat.value}")
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """Return the training loss ``c Σ_n l_n`` of model outputs, in this collector's scaling.
@@ -806,13 +996,28 @@ class Collector:
                 f"output and target disagree in the number of samples: output has shape "
                 f"{tuple(output.shape)}, target has shape {tuple(target.shape)}"
             )
-        f = output.reshape(output.shape[0], -1)
+        f = _rows(output)
         y = self.likelihood.flatten_targets(target)
         self.likelihood.check_outputs(f.detach())
         check_finite(target, "targets y")
         self.likelihood.check_targets(f.detach(), y)
         total = self.likelihood.nll(f, y).sum()
-        return total / f.shape[0] if self.reduction == "mean" else total
+        n = f.shape[0]
+        scale = 1.0 / n if self.reduction == "mean" and n else 1.0
+        if self.distributed and isinstance(self.model, DistributedDataParallel):
+            # DDP averages the ranks' gradients: (R/N) Σ_r Σ_n l_n (mean) or R Σ (sum)
+            # makes that average the gradient of the global batch, for uneven shards too
+            ranks = torch.distributed.get_world_size()
+            if self.reduction == "mean":
+                device = f.device
+                scale = ranks / max(fl_distributed.all_reduce_count(n, "collect: loss", device), 1)
+            else:
+                scale = float(ranks)
+        for pending in self._pending:
+            if pending.output is output:
+                pending.loss_scale = scale
+                pending.loss_sum = total.detach()
+        return total * scale
 
 
 def collect(
@@ -824,10 +1029,19 @@ def collect(
     generator: torch.Generator | None = None,
     reuse_buffers: bool = False,
     max_bytes: int | None = None,
+    distributed: bool | None = None,
 ) -> Collector:
     """Create a :class:`Collector` to use as a context manager around ``loss.backward()``."""
     return Collector(
-        model, likelihood, statistics, reduction, mc_samples, generator, reuse_buffers, max_bytes
+        model,
+        likelihood,
+        statistics,
+        reduction,
+        mc_samples,
+        generator,
+        reuse_buffers,
+        max_bytes,
+        distributed,
     )
 
 

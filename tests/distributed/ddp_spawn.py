@@ -1,0 +1,61 @@
+"""Spawn CPU ranks on the gloo backend (127.0.0.1, a free port) and collect their results."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import fisherlab as fl
+
+#: seconds a spawned test may take before its ranks are stopped
+JOIN_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, world_size: int, port: int, out_dir: str, fn: Callable, args: tuple) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    timeout = datetime.timedelta(seconds=JOIN_TIMEOUT)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timeout)
+    fl.distributed.set_timeout(30.0)
+    try:
+        result = fn(rank, world_size, out_dir, *args)
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        fl.distributed.set_timeout(None)
+        dist.destroy_process_group()
+
+
+def spawn(fn: Callable, world_size: int, out_dir: Path, *args: Any) -> list[Any]:
+    """Run ``fn(rank, world_size, out_dir, *args)`` on ``world_size`` ranks; their returns.
+
+    The ranks are stopped (and the test fails) if they do not finish within
+    :data:`JOIN_TIMEOUT` seconds.
+    """
+    context = mp.spawn(
+        _rank,
+        args=(world_size, free_port(), str(out_dir), fn, args),
+        nprocs=world_size,
+        join=False,
+    )
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=JOIN_TIMEOUT)
+    while not context.join(timeout=1.0):
+        if datetime.datetime.now() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise TimeoutError(f"the {world_size} ranks did not finish in {JOIN_TIMEOUT:g} s")
+    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
