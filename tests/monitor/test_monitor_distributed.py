@@ -1,9 +1,16 @@
-"""fl.Monitor under two gloo ranks: it runs, adds no collective of its own, logs per rank."""
+"""fl.Monitor under two gloo ranks with uneven shards.
+
+The instruments built on ``collect()`` (variance trace, noise-to-signal ratio) log the
+global batch, as ``collect()`` sums its statistics over the ranks; the loss and the
+instruments that run their own products (Hessian eigenvalue, EF-vs-Fisher) log each rank's
+shard. The ranks finish together: no collective is left waiting.
+"""
 
 import json
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -56,17 +63,30 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_gloo_ranks_log_their_own_shard(tmp_path):
+def _single(X, y):
+    model = _problem()[0]
+    mon = Monitor(model, fl.Categorical(), track=_instruments())
+    for _ in range(2):
+        with mon.step(X, y) as step:
+            step.loss(model(X), y).backward()
+    return json.loads(json.dumps(mon.records))
+
+
+def test_two_gloo_ranks_log_global_statistics_and_their_own_products(tmp_path):
     mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    _, X, y = _problem()
+    whole = _single(X, y)
     for rank in range(2):
-        model, X, y = _problem()
-        s = _shard(rank)
-        mon = Monitor(model, fl.Categorical(), track=_instruments())
-        for _ in range(2):
-            with mon.step(X[s], y[s]) as step:
-                step.loss(model(X[s]), y[s]).backward()
+        own = _single(X[_shard(rank)], y[_shard(rank)])
         logged = fl.monitor.read_log(tmp_path / f"rank{rank}.jsonl")
-        assert logged == json.loads(json.dumps(mon.records))
-    # the shards differ, so the per-rank values do
+        assert len(logged) == 2
+        for got, glob, local in zip(logged, whole, own, strict=True):
+            assert set(got) == set(local)
+            for key, value in got.items():
+                expected = glob[key] if key in TRACK[1:] else local[key]
+                assert value == pytest.approx(expected, rel=1e-10), (rank, key)
+    # the shards differ, so the per-rank products do; the collected statistics do not
     first = [fl.monitor.read_log(tmp_path / f"rank{r}.jsonl")[0] for r in range(2)]
-    assert first[0]["variance_trace"] != first[1]["variance_trace"]
+    assert first[0]["loss"] != first[1]["loss"]
+    assert first[0]["variance_trace"] == pytest.approx(first[1]["variance_trace"], rel=1e-12)
+    assert first[0]["variance_trace"] != _single(X[:6], y[:6])[0]["variance_trace"]

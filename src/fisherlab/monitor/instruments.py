@@ -512,13 +512,15 @@ class EFvsFisher(Instrument):
         from fisherlab.quantities import mc_factors
 
         col = data.collector
-        c = 1.0 / data.num_samples if data.reduction == "mean" else 1.0
         G = col.flat(Statistic.PER_SAMPLE_GRADIENTS).detach()
+        # this rank's batch throughout (under torch.distributed the collector's gradient
+        # and N are the global batch's, its per-sample rows this rank's)
+        c = 1.0 / G.shape[0] if data.reduction == "mean" else 1.0
         fm = data.curvature.functional_model
         factors = mc_factors(fm, data.X, self.mc_samples, data.generator(self.seed))
         with torch.no_grad():
             R = fm.sandwich_rows(data.X, factors).reshape(-1, G.shape[1])
-            g = data.gradient
+            g = c * G.sum(0)
             d_ef = _damped_solve(G, c, self.damping, g)
             d_nat = _damped_solve(R, c, self.damping, g)
             cosine = float(torch.dot(d_ef, d_nat) / (d_ef.norm() * d_nat.norm()))
