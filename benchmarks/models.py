@@ -64,7 +64,8 @@ class TransformerBlock(nn.Module):
         return t.reshape(n, length, self.heads, dim // self.heads).transpose(1, 2)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        h = self.embed(tokens) + self.position(self.positions[: tokens.shape[1]])
+        n, length = tokens.shape
+        h = self.embed(tokens) + self.position(self.positions[:length].expand(n, length))
         a = self.ln1(h)
         q, k, v = self._split(self.query(a)), self._split(self.key(a)), self._split(self.value(a))
         weights = self.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
