@@ -36,8 +36,8 @@ Every claim rests on the premise of Sec. 5.4: SB generalizes better than LB (val
 accuracy higher by more than two standard errors over seeds) at comparable training
 accuracy (means within 2 points) with both tuned step sizes inside their grids. If it does
 not hold, the claims are not decidable. Every run is a resumable cell; the tuning runs of
-the first seed are reused as that seed's SB and LB runs. ``--quick``: 500 training
-signals, 8 epochs, 2 seeds, 64 Hessian samples (a smoke run); full: 2000 signals, 100
+the first seed are reused as that seed's SB and LB runs. ``--quick``: 400 training
+signals, 6 epochs, 2 seeds, 32 Hessian samples (a smoke run); full: 2000 signals, 100
 epochs, 3 seeds.
 """
 
@@ -132,9 +132,9 @@ class TablesConfig:
 
     @classmethod
     def preset(cls, quick: bool, seed: int) -> TablesConfig:
-        """Full: 2000 signals, 3 seeds × 100 epochs; quick: 500 signals, 2 seeds × 8 epochs."""
+        """Full: 2000 signals, 3 seeds × 100 epochs; quick: 400 signals, 2 seeds × 6 epochs."""
         if quick:
-            return cls(train_samples=500, epochs=8, seeds=2, sharpness_samples=64, seed=seed)
+            return cls(train_samples=400, epochs=6, seeds=2, sharpness_samples=32, seed=seed)
         return cls(seed=seed)
 
 
