@@ -34,7 +34,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
 import fisherlab as fl
-from benchmarks import monitor_overhead
+from benchmarks import ddp_overhead, monitor_overhead
 from benchmarks.models import MODELS, problem
 from fisherlab.engine.hooks import FIRST_ORDER, Collector
 
@@ -370,7 +370,7 @@ def on_device(name: str, n: int, device: torch.device, **kwargs):
 
 
 def bench_model(
-    name: str, n: int, reps: int, log: Callable[[str], None], device: torch.device
+    name: str, n: int, reps: int, log: Callable[[str], None], device: torch.device, warmup: int = 2
 ) -> dict:
     """Ratios and milliseconds of every row and implementation on one model."""
     model, X, y = on_device(name, n, device)
@@ -388,7 +388,7 @@ def bench_model(
             except Exception as error:  # noqa: BLE001 - a peer failing on a model is a note
                 notes[key] = f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
     log(f"  {name}: timing {len(methods)} methods x {reps} reps")
-    medians = time_interleaved(methods, reps, sync=synchronizer(device))
+    medians = time_interleaved(methods, reps, warmup, synchronizer(device))
     base = medians["plain"]
     table = {
         row: {
@@ -484,16 +484,23 @@ def _reset_peak() -> None:
 
 
 def bench_memory(
-    ratios: dict, n: int, impls: tuple[str, ...], threads: int, device: torch.device, log
+    ratios: dict,
+    n: int,
+    rows: tuple[str, ...],
+    impls: tuple[str, ...],
+    threads: int,
+    device: torch.device,
+    log: Callable[[str], None],
 ) -> dict:
-    """One fresh process per timed cell of ``ratios`` (and per plain step)."""
+    """One fresh process per timed cell of ``ratios`` in ``rows`` × ``impls`` (and per
+    plain step)."""
     out: dict = {}
     for name, result in ratios.items():
         out[name] = {}
         log(f"  {name}: memory probes")
         cells = [("plain", "plain")] + [
             (row, impl)
-            for row in ROWS
+            for row in rows
             for impl in impls
             if result["rows"][row][impl]["ratio"] is not None
         ]
@@ -749,11 +756,13 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
     }
     log(f"benchmarks ({meta['mode']}, {device}, {args.threads} thread(s))")
-    ratios = {name: bench_model(name, n, reps, log, device) for name in args.models}
+    warmup = 1 if quick else 2
+    ratios = {name: bench_model(name, n, reps, log, device, warmup) for name in args.models}
     write_json(args.out / "ratios.json", {"meta": meta, "models": ratios})
     memory_ratios = {k: v for k, v in ratios.items() if not quick or k == "mlp"}
+    memory_rows = ("first_order", "ggn_diag") if quick else tuple(ROWS)
     memory_impls = ("fisherlab",) if quick else IMPLS
-    memory = bench_memory(memory_ratios, n, memory_impls, args.threads, device, log)
+    memory = bench_memory(memory_ratios, n, memory_rows, memory_impls, args.threads, device, log)
     write_json(args.out / "memory.json", {"meta": meta, "models": memory})
     sizes = [16, 64] if quick else [16, 32, 64, 128, 256, 512, 1024]
     widths = [64, 128] if quick else [64, 128, 256, 512, 1024]
@@ -764,6 +773,10 @@ def main(argv: list[str] | None = None) -> int:
         monitor = monitor_overhead.bench_monitor(n, reps, log)
         write_json(args.out / "monitor.json", {"meta": meta, **monitor})
         text += "\n\n" + monitor_overhead.markdown(monitor)
+    if device.type == "cpu" and not quick:  # spawns 2 gloo ranks
+        ddp = ddp_overhead.bench_ddp(64, reps, 2, log)
+        write_json(args.out / "ddp.json", {"meta": meta, **ddp})
+        text += "\n\n" + ddp_overhead.markdown(ddp)
     readme = args.out / "README.md"
     tmp = readme.with_suffix(".md.tmp")
     tmp.write_text(text + "\n")
