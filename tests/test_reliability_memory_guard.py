@@ -69,3 +69,12 @@ def test_default_limit_is_a_fraction_of_available_memory(monkeypatch):
     with pytest.raises(MemoryError, match="cheaper: x"):
         check_memory(limit + 1, torch.uint8, "y", "x")
     check_memory(limit, torch.uint8, "y", "x")
+
+
+def test_cuda_results_are_measured_against_the_gpu_memory(monkeypatch):
+    monkeypatch.delenv(MEMORY_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4000, 10**9))
+    assert memory_limit("cuda") == 2000
+    with pytest.raises(MemoryError, match="limit of 0.0 MiB"):
+        check_memory(2001, torch.uint8, "y", "x", device="cuda")
+    check_memory(2000, torch.uint8, "y", "x", device="cuda")

@@ -343,6 +343,7 @@ class Curvature:
             "variance(form='diag'), empirical_fisher(form='diag') or form='operator', or "
             "the statistics of fisherlab.engine.hooks without per-sample gradients",
             self.max_bytes,
+            fm.flat_params().device,
         )
         grads = [fm.per_sample_gradients(X, y) for X, y in self.batches()]
         if not grads:  # an empty shard of a distributed data set

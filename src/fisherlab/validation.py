@@ -117,10 +117,11 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
-def memory_limit() -> int:
+def memory_limit(device: torch.device | str | None = None) -> int:
     """Bytes one dense result may take: ``$FISHERLAB_MAX_BYTES``, else half the free memory.
 
-    The free memory is ``MemAvailable`` of ``/proc/meminfo`` (Linux); where it cannot be
+    The free memory is that of the CUDA ``device`` (``torch.cuda.mem_get_info``) for a
+    CUDA device, else ``MemAvailable`` of ``/proc/meminfo`` (Linux); where it cannot be
     read the limit is 8 GiB.
     """
     env = os.environ.get(MEMORY_ENV)
@@ -132,6 +133,9 @@ def memory_limit() -> int:
         if value <= 0:
             raise ValueError(f"${MEMORY_ENV} must be positive, got {env!r}")
         return value
+    if device is not None and torch.device(device).type == "cuda":
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free * MEMORY_FRACTION)
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -143,7 +147,12 @@ def memory_limit() -> int:
 
 
 def check_memory(
-    numel: int, dtype: torch.dtype, what: str, cheaper: str, max_bytes: int | None = None
+    numel: int,
+    dtype: torch.dtype,
+    what: str,
+    cheaper: str,
+    max_bytes: int | None = None,
+    device: torch.device | str | None = None,
 ) -> None:
     """Refuse to allocate ``numel`` elements of ``dtype`` above the memory limit.
 
@@ -158,14 +167,16 @@ def check_memory(
     cheaper : str
         The cheaper forms that would fit, named in the error.
     max_bytes : int or None
-        The limit; default :func:`memory_limit`.
+        The limit; default :func:`memory_limit` of ``device``.
+    device : torch.device, str or None
+        Where the result would live (CUDA: the GPU's free memory counts).
 
     Raises
     ------
     MemoryError
         With the estimate, the limit and the cheaper forms.
     """
-    limit = memory_limit() if max_bytes is None else max_bytes
+    limit = memory_limit(device) if max_bytes is None else max_bytes
     need = numel * torch.empty((), dtype=dtype).element_size()
     if need > limit:
         raise MemoryError(

@@ -42,12 +42,14 @@ _FAST_DIAGONALS = ("empirical_fisher", "fisher", "ggn", "fisher_mc")
 def dense(curvature: Curvature, spec: QuantitySpec) -> Tensor:
     """The quantity as a dense ``(D, D)`` matrix (refused above the memory limit)."""
     D = curvature.num_params
+    theta = curvature.functional_model.flat_params()
     check_memory(
         D * D,
-        curvature.functional_model.flat_params().dtype,
+        theta.dtype,
         f"a dense ({D}, {D}) {spec.kind.value} matrix",
         "form='diag', form='kfac' or form='operator'",
         curvature.max_bytes,
+        theta.device,
     )
     if spec.kind is Quantity.VARIANCE:
         return torch.diag(diag(curvature, spec))

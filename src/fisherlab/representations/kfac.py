@@ -656,6 +656,7 @@ class KFAC(_BlockMatrix):
             self.dtype,
             f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
             "products (A @ v), solve(), diag() and trace(), which need no dense matrix",
+            device=self.device,
         )
         out = torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
         for block in self.blocks:

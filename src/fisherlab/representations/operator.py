@@ -105,6 +105,7 @@ class CurvatureOperator(_SquareMatrix):
             self.dtype,
             f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
             "products (A @ v) and solve(), which need no dense matrix",
+            device=self.device,
         )
         columns = []
         for start in range(0, self.dim, chunk_size):
