@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_benchmark_writes_json_and_table(tmp_path):
+    models = ["mlp", "transformer"]
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--reps", "1", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--reps", "1", "--out", str(tmp_path)]
+        + ["--models", *models],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -23,7 +25,8 @@ def test_quick_benchmark_writes_json_and_table(tmp_path):
 
     ratios = json.loads((tmp_path / "ratios.json").read_text())
     assert ratios["meta"]["threads"] == 1
-    assert set(ratios["models"]) == {"mlp", "cnn", "resnet"}
+    assert ratios["meta"]["device"] == "cpu"
+    assert set(ratios["models"]) == set(models)
     for result in ratios["models"].values():
         assert result["plain_ms"] > 0
         assert set(result["rows"]) == set(ROWS)
@@ -31,12 +34,23 @@ def test_quick_benchmark_writes_json_and_table(tmp_path):
             assert set(result["rows"][row]) == set(IMPLS)
             ours = result["rows"][row]["fisherlab"]
             assert ours["ratio"] is not None and ours["ratio"] > 0
+        for row in ("ggn_vp", "hvp", "efvp"):
+            assert result["rows"][row]["curvlinops"]["ratio"] is not None
+            assert result["checks"][row]["fisherlab_vs_curvlinops"] >= 0
+        assert result["checks"]["hvp"]["fisherlab_vs_autograd"] < 1e-10
+    # the transformer block has a torch.func peer on the diagonal rows
+    transformer = ratios["models"]["transformer"]["rows"]
+    for row in ("first_order", "per_sample", "mc_diag", "ggn_diag"):
+        assert transformer[row]["torch.func"]["ratio"] is not None
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["models"]["mlp"]["plain"] is not None
+    assert memory["models"]["mlp"]["ggn_diag/fisherlab"] is not None
     scaling = json.loads((tmp_path / "scaling.json").read_text())
     assert scaling["batch"] and scaling["width"]
     table = (tmp_path / "README.md").read_text()
     for label in ROWS.values():
-        assert table.count(f"| {label} |") >= 3
+        assert table.count(f"| {label} |") >= len(models)
     assert "1 thread(s)" in table
+    assert "Measured 20" in table and "UTC" in table
+    assert "| best peer | ours / best | ahead |" in table
     assert not list(tmp_path.glob("*.tmp"))
