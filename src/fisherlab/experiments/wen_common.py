@@ -3,11 +3,12 @@ r"""Shared pieces of the Wen et al. 2020 classifier experiments (``wen-fig2-3``,
 The setup, chosen because it shows the premise of the paper's Sec. 5.4 — small batches
 generalize better than large batches at comparable training accuracy, with tuned step
 sizes — on a CPU budget: a small 1-D CNN (three 5-tap convolutions with 16 channels,
-ReLU, a linear read-out; He-normal convolutions, zero biases and a zero read-out) on MNIST-1D
-(:func:`fisherlab.datasets.load`, generator seed 0) with few training signals (2000 of the
-generator's 4000) and the generator's 1000 test signals for validation. An MLP on the same
-data showed the opposite (large batches better); a CNN with 4000 training signals or on
-the 8×8 ``digits`` images showed no gap larger than its standard error.
+ReLU, a linear read-out; He-normal convolutions, zero biases and a zero read-out) on
+MNIST-1D (:func:`fisherlab.datasets.load`, generator seed 0) with few training signals
+(2000 of the generator's 4000) and the generator's 1000 test signals for validation. An
+MLP (40-64-64-10) on 4000 signals showed the opposite (LB 66.8 % vs SB 62.8 % validation
+accuracy); the CNN on 4000 signals and a small 2-D CNN on the 8×8 ``digits`` images showed
+no gap larger than its standard error (2 seeds each).
 
 Training is plain mini-batch SGD (SB, LB, BatchChange) or
 :class:`fisherlab.optim.CovarianceNoiseSGD` (Algorithm 1 and its variants), with an

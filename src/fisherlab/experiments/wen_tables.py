@@ -3,9 +3,9 @@ r"""``wen-tables``: accuracy of SB, LB and the noise variants (Wen et al. Tables
 Reduced scale (:mod:`fisherlab.experiments.wen_common`): a 1-D CNN (3 conv layers, 16
 channels) on 2000 MNIST-1D training signals, the generator's 1000 test signals for
 validation, instead of LeNet/AlexNet/VGG/ResNet on MNIST/CIFAR; :math:`M_S = 32`,
-:math:`M_L = 128` (ratio 4 instead of the paper's 32: with :math:`M_L = 256` plain
-large-batch SGD either under-fitted the training set in 700 updates or diverged, depending
-on the seed, at every step size tried; with 128 it fits it in 1500 updates); no batch
+:math:`M_L = 128` (ratio 4 instead of the paper's 32: with :math:`M_L = 256`, plain
+large-batch SGD at step sizes 0.3-0.6 either under-fitted the training set in 700 updates
+or diverged, depending on the seed; with 128 it fits it in 1500 updates); no batch
 normalization (so no Ghost BN). All methods train for the same number of epochs (SB makes
 4× more updates than the LB methods):
 
