@@ -64,7 +64,10 @@ def _explained(what: str) -> Callable[[F], F]:
             try:
                 return method(self, *args, **kwargs)
             except RuntimeError as error:
-                raise self.explain(error, what) from error
+                explained = self.explain(error, what)
+                if explained is error:
+                    raise
+                raise explained from error
 
         return wrapper  # type: ignore[return-value]
 
