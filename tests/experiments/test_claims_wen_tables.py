@@ -95,3 +95,10 @@ def test_missing_sharpness_makes_fig5b_not_decidable():
     r["methods"]["LB"]["lambda_max"] = [float("nan")] * 3
     verdicts = [c.holds for c in wen_tables.claims(r)]
     assert verdicts[:6] == [True] * 6 and verdicts[6:] == [None, None]
+
+
+def test_no_difference_claim_needs_power():
+    """ "At least as good" is not decidable when diag's seeds scatter more than half the gap."""
+    r = _results(PAPER_LIKE)
+    r["methods"]["LB+diag F"]["val_accuracy"] = [84.0, 90.0, 96.0]
+    assert wen_tables.claims(r)[5].holds is None

@@ -50,7 +50,13 @@ from typing import Any
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, greater_by_se, interior, mean_se
+from fisherlab.experiments.verdicts import (
+    fmt,
+    greater_by_se,
+    interior,
+    mean_se,
+    se_of_difference,
+)
 from fisherlab.experiments.wen_common import (
     Data,
     Regime,
@@ -368,6 +374,8 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     closed_diag, closed_bc = _fraction_closed(m, "LB+diag F"), _fraction_closed(m, "BatchChange")
     variants = ("K-FAC", "Fisher trace")
     better = {k: greater_by_se(val[k], val["LB+diag F"]) for k in variants}
+    se_diff = {k: se_of_difference(val[k], val["LB+diag F"]) for k in variants}
+    gap = mean_se(val["SB"])[0] - mean_se(val["LB"])[0]
     lam_text = "; ".join(
         f"{k} {fmt(mean_se(v)[0], 3)} ± {fmt(mean_se(v)[1], 2)}" if v else f"{k} n/a"
         for k, v in lam.items()
@@ -438,13 +446,16 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             "(Table 2)",
             measured=f"{_acc(m, 'LB+diag F')}, "
             + ", ".join(_acc(m, k) for k in variants)
-            + f"; significantly better than diag: {better}; {numbers}",
+            + f"; significantly better than diag: {better}; 2 se of the differences "
+            + ", ".join(f"{k} {fmt(2 * v, 3)}" for k, v in se_diff.items())
+            + f" vs half the gap {fmt(0.5 * gap, 3)}; {numbers}",
             holds=not any(better.values()),
             source="Wen et al. 2020, Table 2",
             criterion="neither variant's mean validation accuracy exceeds diag's by more than "
             "2 standard errors of the difference",
-            premise=text,
-            premise_holds=ok,
+            premise=text + "; the comparison can see a difference of half the gap: 2 standard "
+            "errors of each difference below (SB − LB)/2",
+            premise_holds=ok and all(2.0 * se_diff[k] < 0.5 * gap for k in variants),
         ),
         Claim(
             claim="The largest Hessian eigenvalue at the end of training is lower for LB + "
