@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -48,6 +50,40 @@ def likelihood_case(request):
 @pytest.fixture(params=["mean", "sum"])
 def reduction(request):
     return request.param
+
+
+def pytest_addoption(parser):
+    """``--device``: where the tests that take the ``device`` fixture run."""
+    parser.addoption(
+        "--device",
+        default=None,
+        help="device for the tests that take the `device` fixture (cpu, cuda, cuda:1); "
+        "default: $FISHERLAB_TEST_DEVICE, else cpu",
+    )
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    """The test device from ``--device`` or ``FISHERLAB_TEST_DEVICE`` (default ``cpu``);
+    the test is skipped, with the reason, when that device is not present."""
+    name = request.config.getoption("--device") or os.environ.get("FISHERLAB_TEST_DEVICE", "cpu")
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise pytest.UsageError(
+            f"--device / FISHERLAB_TEST_DEVICE: unknown device {name!r}"
+        ) from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip(
+                f"device {name}: CUDA is not available (torch {torch.__version__}, "
+                f"CUDA build {torch.version.cuda})"
+            )
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            pytest.skip(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif chosen.type != "cpu":
+        raise pytest.UsageError(f"--device / FISHERLAB_TEST_DEVICE: {name!r} is not cpu or cuda")
+    return chosen
 
 
 def pytest_configure(config):
