@@ -45,22 +45,6 @@ class FigB2Config(TuningConfig):
     problems: list[str] = field(default_factory=lambda: ["digits-cnn", "mnist1d-mlp"])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
 
-    @classmethod
-    def preset(cls, quick: bool, seed: int) -> FigB2Config:
-        """Full: CNN and MNIST-1D, 1000 steps, 3 seeds; quick: digits MLP, 200 steps, 2 seeds."""
-        if quick:
-            return cls(
-                problems=["digits-mlp"],
-                lrs_non_sign=[1.0, 0.3, 0.1],
-                lrs_sign=[0.01, 0.003, 0.001],
-                max_extensions=0,
-                steps=200,
-                eval_every=25,
-                seeds=2,
-                seed=seed,
-            )
-        return cls(seed=seed)
-
 
 def run(cfg: FigB2Config, ctx: RunContext) -> dict[str, Any]:
     """Tune and replicate M-SVAG, SVAG, ADAM and ADAM* on every problem."""

@@ -57,21 +57,6 @@ class FigB3Config(TuningConfig):
     problems: list[str] = field(default_factory=lambda: ["digits-mlp", "mnist1d-mlp"])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
 
-    @classmethod
-    def preset(cls, quick: bool, seed: int) -> FigB3Config:
-        """Full: digits and MNIST-1D MLPs, 1000 steps, 3 seeds; quick: digits, 200 steps."""
-        if quick:
-            return cls(
-                problems=["digits-mlp"],
-                lrs_non_sign=[1.0, 0.3, 0.1],
-                max_extensions=0,
-                steps=200,
-                eval_every=25,
-                seeds=2,
-                seed=seed,
-            )
-        return cls(seed=seed)
-
 
 def run(cfg: FigB3Config, ctx: RunContext) -> dict[str, Any]:
     """Tune and replicate M-SVAG and minibatch M-SVAG on every problem."""
