@@ -1054,12 +1054,16 @@ def compute(
     reduction: str | None = None,
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
+    distributed: bool | None = None,
 ) -> Collector:
     """Run one forward and backward pass on ``(X, y)`` and return the filled collector.
 
     Parameter ``.grad`` fields are left untouched (the backward is ``torch.autograd.grad``).
+    ``distributed`` is the :class:`Collector`'s (``False``: this rank's batch only).
     """
-    collector = Collector(model, likelihood, statistics, reduction, mc_samples, generator)
+    collector = Collector(
+        model, likelihood, statistics, reduction, mc_samples, generator, distributed=distributed
+    )
     with collector:
         loss = collector.loss(model(X), y)
         torch.autograd.grad(loss, collector.params, allow_unused=True)
