@@ -5,7 +5,10 @@ number of samples (or not divided, for ``reduction="sum"``), so data-parallel ra
 each hold a shard of the data compute the global quantity by summing their batch sums and
 their sample counts with ``all_reduce`` (tested with the ``gloo`` backend on CPUs). Counts
 and call signatures travel on the device of the summed tensors, or, when a call has no
-tensor, on :func:`comm_device` (the current CUDA device under NCCL), so NCCL works too.
+tensor, on :func:`comm_device` (the current CUDA device under NCCL; not run here, as the
+tests have CPUs only). :func:`fisherlab.engine.hooks.collect` sums the statistics of a
+``DistributedDataParallel`` training step the same way
+(:mod:`fisherlab.engine.hooks.reduction`); ``docs/distributed.md`` is the user guide.
 
 Every rank must call the same methods in the same order (they are collective
 operations), and matrix-free operators must be applied on every rank alike. Each
@@ -17,8 +20,9 @@ others (one rank calling a quantity alone) gets a :class:`CollectiveError` too, 
 of waiting forever. A rank whose shard is empty contributes zeros of the agreed shape.
 
 Per-sample outputs (``per_sample_gradients``, ``per_sample_losses``) stay local to the
-rank. Monte-Carlo labels are drawn by each rank from its own generator. ``form="blockdiag"``
-and the ``structure="full"`` noise samplers of :mod:`fisherlab.noise` do not sum over
+rank (the collector's :meth:`~fisherlab.engine.hooks.Collector.gather` concatenates them).
+Monte-Carlo labels are drawn by each rank from its own generator. ``form="blockdiag"`` and
+the ``structure="full"`` noise samplers of :mod:`fisherlab.noise` do not sum over
 ranks and raise ``NotImplementedError``.
 """
 
