@@ -1,8 +1,10 @@
 """Optimizers under DistributedDataParallel on 2 gloo ranks (uneven shards of 6 and 4).
 
 Five steps of M-SVAG (DDP's gradient), minibatch M-SVAG (variance from ``collect()``) with
-the CABS batch size of each step, and ``PreconditionedGD`` with K-FAC (the curvature summed
-over ranks) must follow the single-process trajectory on the concatenated batch (float64).
+the CABS batch size of each step, ``PreconditionedGD`` with K-FAC (the curvature summed
+over ranks) and covariance-noise SGD (diagonal Fisher summed over ranks; the noise drawn
+from generators seeded alike, so that every replica adds the same noise) must follow the
+single-process trajectory on the concatenated batch (float64).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fisherlab.engine.hooks import collect
 LIK = fl.Categorical()
 SHARDS = (slice(0, 6), slice(6, 10))
 STEPS = 5
-KINDS = ("msvag", "minibatch_msvag", "kfac")
+KINDS = ("msvag", "minibatch_msvag", "kfac", "noise")
 
 
 def _problem():
@@ -40,10 +42,27 @@ def _train(kind: str, X, y, wrap) -> dict[str, list]:
     """``STEPS`` steps of optimizer ``kind``; ``wrap`` turns the model into what is called."""
     model = _problem()[0]
     out: dict[str, list] = {"params": [], "batch_size": [], "cabs": []}
-    if kind == "kfac":
-        opt = fl.optim.PreconditionedGD(
-            model.parameters(), model, LIK, lr=0.5, damping=0.1, preconditioner="ggn", form="kfac"
-        )
+    if kind in ("kfac", "noise"):
+        if kind == "kfac":
+            opt = fl.optim.PreconditionedGD(
+                model.parameters(),
+                model,
+                LIK,
+                lr=0.5,
+                damping=0.1,
+                preconditioner="ggn",
+                form="kfac",
+            )
+        else:
+            opt = fl.optim.CovarianceNoiseSGD(
+                model.parameters(),
+                model,
+                LIK,
+                lr=0.5,
+                large_batch_size=10,
+                small_batch_size=2,
+                generator=torch.Generator().manual_seed(5),
+            )
         for _ in range(STEPS):
             opt.step(X, y)
             out["params"].append(_flat(model))
@@ -93,5 +112,5 @@ def test_trajectory_equals_one_process_on_the_concatenated_batch(ranks, kind):
         assert got[kind]["batch_size"] == expected["batch_size"]
         for a, b in zip(got[kind]["cabs"], expected["cabs"], strict=True):
             assert a == pytest.approx(b, rel=1e-10)
-    if kind != "kfac":
+    if kind in ("msvag", "minibatch_msvag"):
         assert len(set(expected["batch_size"])) > 1  # CABS changes the batch size
