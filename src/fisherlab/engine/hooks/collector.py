@@ -50,6 +50,19 @@ every layer output (one backward pass per column) before the ordinary backward c
 Models with parameterised modules that have no closed form here, parameters used more
 than once, or layers called more than once get a warning and the generic
 :mod:`torch.func` engine (:class:`fisherlab.engine.functional.FunctionalModel`).
+
+Across processes. Under :mod:`torch.distributed` (an initialised group, ``distributed``
+not ``False``) the ranks' sums are added at the end of every synchronising backward pass
+(:mod:`fisherlab.engine.hooks.reduction`), so every rank holds the statistics of the global
+batch with :math:`N` the *global* number of samples in :math:`c = 1/N` and in the variance's
+:math:`a`. The rank-:math:`r` loss is taken to be :math:`c_r \sum_{n \in r} l_n` with
+:math:`c_r = 1/N_r` (its own mean) or :math:`1`, or whatever :meth:`Collector.loss` returned.
+DDP averages the ranks' gradients, :math:`\frac1R \sum_r \nabla L_r`, which is the global
+mean only for equal shards: the collector weights by :math:`N_r` instead, and
+:meth:`Collector.loss` on a DDP-wrapped model returns :math:`\frac{R}{N}\sum_{n\in r} l_n`
+so that DDP's average is the global gradient for uneven shards too. Backward passes inside
+``no_sync()`` are accumulated and summed with the next synchronising pass. Per-sample
+results stay on their rank (:meth:`Collector.gather` concatenates them).
 """
 
 from __future__ import annotations
