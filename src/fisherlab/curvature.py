@@ -189,7 +189,8 @@ class Curvature:
             self._data = X
             self.num_samples = self._count_samples(X)
         if self.distributed:
-            self.num_samples = fl_distributed.all_reduce_count(self.num_samples)
+            device = next(iter(self.functional_model.params.values())).device
+            self.num_samples = fl_distributed.all_reduce_count(self.num_samples, device=device)
         if self.num_samples == 0:
             raise ValueError("data is empty: the data loader yields no samples")
 

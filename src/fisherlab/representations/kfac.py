@@ -389,7 +389,7 @@ def compute_kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
                 sums[name] = fl_distributed.all_reduce_sum(total, label, device)
         # a rank with an empty shard saw no layer input: take the positions of the others
         local = [positions.get(block.name, 0) for block in blocks]
-        counts = torch.tensor(local, dtype=torch.int64)
+        counts = torch.tensor(local, dtype=torch.int64, device=device)
         agreed = fl_distributed.all_reduce_max(counts, "kfac positions per layer")
         assert agreed is not None
         positions = {block.name: int(n) for block, n in zip(blocks, agreed, strict=True)}
