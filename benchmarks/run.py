@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics as stats_lib
 import subprocess
@@ -65,7 +66,9 @@ HOW_TIMED = {
     "fisherlab": "statistics inside the training step's own backward (gradient included); "
     'products: `fl.Curvature(...).ggn/hessian/empirical_fisher(form="operator")` built '
     "once, only `op @ v` timed",
-    "backpack": "extensions inside the training step's own backward (gradient included)",
+    "backpack": "extensions inside the training step's own backward (gradient included); "
+    "the ResNet through its graph converter; the transformer block has LayerNorm, for which "
+    "BackPACK has no extension, and attention, which its second-order extensions cannot follow",
     "curvlinops": "KFAC: an ordinary forward+backward for the gradient plus "
     "`KFACLinearOperator` (its own forward and sampled backward); products: "
     "`GGNLinearOperator`, `HessianLinearOperator`, `EFLinearOperator` built once, only "
@@ -82,8 +85,13 @@ BACKPACK_FIELDS = {
     "kfac": ("kfac",),
 }
 DEFAULT_OUT = Path(__file__).parent / "results"
+WRONG = 1e-8  # a float64 relative difference above this is an error, not round-off
 
 Method = Callable[[], object]
+
+
+class NoSuchQuantity(NotImplementedError):
+    """The library has no method for the row at all (as opposed to not supporting a model)."""
 
 
 # -- the methods ------------------------------------------------------------------------------
@@ -140,7 +148,7 @@ def backpack_method(
     """BackPACK's extensions in the training step's backward; ``check`` runs it once and
     refuses a model where some parameter did not receive the extension's result."""
     if row not in BACKPACK_FIELDS:
-        raise NotImplementedError("no such BackPACK extension")
+        raise NoSuchQuantity("no such BackPACK extension")
     import backpack
     from backpack import extensions as ext
 
@@ -192,7 +200,7 @@ def curvlinops_method(model: nn.Module, X: torch.Tensor, y: torch.Tensor, row: s
         v = _product_vector(model)
         return lambda: op @ v
     if row != "kfac":
-        raise NotImplementedError("curvlinops has no such statistic")
+        raise NoSuchQuantity("curvlinops has no such statistic")
     from curvlinops import KFACLinearOperator
 
     kfac_params = [
@@ -222,7 +230,7 @@ def curvlinops_method(model: nn.Module, X: torch.Tensor, y: torch.Tensor, row: s
 def func_method(model: nn.Module, X: torch.Tensor, y: torch.Tensor, row: str) -> Method:
     """torch.func: ``vmap`` over samples of ``grad`` or of ``vjp`` with output columns."""
     if row not in ("first_order", "per_sample", "mc_diag", "ggn_diag"):
-        raise NotImplementedError("torch.func rows: per-sample gradients, GGN diagonals")
+        raise NoSuchQuantity("torch.func rows: per-sample gradients, GGN diagonals")
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     buffers = dict(model.named_buffers())
     if row in ("mc_diag", "ggn_diag"):
@@ -383,8 +391,10 @@ def bench_model(
                 methods[key] = build_method(model, X, y, row, impl)
             except ImportError:
                 notes[key] = "not installed"
+            except NoSuchQuantity:
+                notes[key] = NO_SUCH
             except NotImplementedError as error:
-                notes[key] = str(error).splitlines()[0][:80]
+                notes[key] = _short_note(error)
             except Exception as error:  # noqa: BLE001 - a peer failing on a model is a note
                 notes[key] = f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
     log(f"  {name}: timing {len(methods)} methods x {reps} reps")
@@ -402,6 +412,16 @@ def bench_model(
         for row in ROWS
     }
     return {"n": n, "plain_ms": 1e3 * base, "rows": table, "checks": product_checks(name, n)}
+
+
+NO_SUCH = "no such quantity"
+
+
+def _short_note(error: Exception) -> str:
+    """The reason a peer does not support a model, in a few words."""
+    text = str(error).splitlines()[0]
+    match = re.search(r"extension for Module <class '([\w.]+)'>", text)
+    return f"no extension for {match.group(1).rsplit('.', 1)[-1]}" if match else text[:80]
 
 
 def product_checks(name: str, n: int) -> dict:
@@ -609,8 +629,10 @@ def markdown(meta: dict, ratios: dict, memory: dict, scaling: dict) -> str:
                 continue
             factor = ours / best[1]
             ahead = "yes" if factor <= 1.0 else "no"
+            wrong = result.get("checks", {}).get(row, {}).get(f"{best[0]}_vs_autograd", 0.0)
+            mark = " ‡" if wrong > WRONG else ""
             lines.append(
-                f"| {label} | {cells} | {best[0]} {best[1]:.2f}× | {factor:.2f} | {ahead} |"
+                f"| {label} | {cells} | {best[0]} {best[1]:.2f}×{mark} | {factor:.2f} | {ahead} |"
             )
             if factor > 1.0:
                 summary.append(f"{name}: {label}: {factor:.2f}× the time of {best[0]}")
@@ -619,14 +641,20 @@ def markdown(meta: dict, ratios: dict, memory: dict, scaling: dict) -> str:
                 f"{impl} ({row}): {e['note']}"
                 for row in ROWS
                 for impl, e in result["rows"][row].items()
-                if e.get("ratio") is None
-                and impl in ("backpack", "torch.func")
-                and row in BACKPACK_FIELDS
+                if e.get("ratio") is None and e.get("note") != NO_SUCH
             }
         )
         if noted:
             lines += ["", "n/a: " + "; ".join(noted)]
         checks = result.get("checks", {})
+        wrong = [
+            f"‡ {impl}'s {ROWS[row]} differs from autograd's double backward by {error:.1e} "
+            "(relative, float64) on this model"
+            for row, c in checks.items()
+            for impl in ("curvlinops",)
+            if (error := c.get(f"{impl}_vs_autograd", 0.0)) > WRONG
+        ]
+        lines += ["", *wrong] if wrong else []
         if checks:
             lines += [
                 "",
