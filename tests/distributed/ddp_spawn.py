@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import socket
 from collections.abc import Callable
@@ -59,3 +60,23 @@ def spawn(fn: Callable, world_size: int, out_dir: Path, *args: Any) -> list[Any]
                 process.kill()
             raise TimeoutError(f"the {world_size} ranks did not finish in {JOIN_TIMEOUT:g} s")
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+
+
+#: test modules whose ``_rank(rank, world_size, out_dir)`` share one spawn of 2 ranks
+TWO_RANK_MODULES = ("test_ddp_optim", "test_ddp_operators")
+_TWO_RANK_RESULTS: dict[str, list[Any]] = {}
+
+
+def _two_rank_jobs(rank: int, world_size: int, out_dir: str) -> dict[str, Any]:
+    return {
+        name: importlib.import_module(name)._rank(rank, world_size, out_dir)
+        for name in TWO_RANK_MODULES
+    }
+
+
+def two_ranks(module: str, out_dir: Path) -> list[Any]:
+    """Per-rank results of ``module._rank`` on 2 ranks; one spawn serves every module."""
+    if not _TWO_RANK_RESULTS:
+        results = spawn(_two_rank_jobs, 2, out_dir)
+        _TWO_RANK_RESULTS.update({m: [r[m] for r in results] for m in TWO_RANK_MODULES})
+    return _TWO_RANK_RESULTS[module]

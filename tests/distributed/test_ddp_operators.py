@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ddp_spawn import spawn
+from ddp_spawn import two_ranks
 
 import fisherlab as fl
 
@@ -55,7 +55,7 @@ def _rank(rank: int, world_size: int, out_dir: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    return spawn(_rank, 2, tmp_path_factory.mktemp("ddp_operators"))
+    return two_ranks("test_ddp_operators", tmp_path_factory.mktemp("two_ranks"))
 
 
 def test_spectra_traces_and_solves_are_those_of_the_concatenated_batch(ranks):

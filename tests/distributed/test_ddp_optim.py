@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ddp_spawn import spawn
+from ddp_spawn import two_ranks
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import fisherlab as fl
@@ -97,7 +97,7 @@ def _rank(rank: int, world_size: int, out_dir: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    return spawn(_rank, 2, tmp_path_factory.mktemp("ddp_optim"))
+    return two_ranks("test_ddp_optim", tmp_path_factory.mktemp("two_ranks"))
 
 
 @pytest.mark.parametrize("kind", KINDS)
