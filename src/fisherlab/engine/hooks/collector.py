@@ -1026,10 +1026,12 @@ class Collector:
                 scale = ranks / max(fl_distributed.all_reduce_count(n, "collect: loss", device), 1)
             else:
                 scale = float(ranks)
-        for pending in self._pending:
-            if pending.output is output:
-                pending.loss_scale = scale
-                pending.loss_sum = total.detach()
+        # the forward pass this loss belongs to: the one that returned ``output``, else
+        # (outputs reshaped before the loss) the latest one
+        passes = [p for p in self._pending if p.output is output] or self._pending[-1:]
+        for pending in passes:
+            pending.loss_scale = scale
+            pending.loss_sum = total.detach()
         return total * scale
 
 
