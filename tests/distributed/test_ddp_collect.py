@@ -176,3 +176,21 @@ def test_mismatched_and_lonely_calls_fail_on_time(ranks):
     assert ranks[0]["alone"].startswith("CollectiveError"), ranks[0]["alone"]
     assert "within 3 s" in ranks[0]["alone"]
     assert ranks[0]["alone seconds"] < 20
+
+
+def test_without_a_group_distributed_true_is_refused_and_gather_is_flat():
+    model, X, y, _, _ = _problem()
+    with pytest.raises(ValueError, match="distributed=True needs an initialised"):
+        collect(model, LIK, ("gradient",), distributed=True)
+    with collect(model, LIK, ("gradient", "l2_norm")) as col:
+        loss = torch.nn.functional.cross_entropy(model(X), y)
+        loss.backward()
+    assert not col.distributed
+    torch.testing.assert_close(col.gather("l2_norm"), col.flat("l2_norm"))
+    with pytest.raises(ValueError, match="per-sample statistics"):
+        col.gather("gradient")
+    with pytest.raises(RuntimeError, match="collector.loss"):
+        col.loss_value  # noqa: B018 - the property raises
+    with collect(model, LIK, ("gradient",)) as col:
+        col.loss(model(X), y).backward()
+    assert col.loss_value == pytest.approx(float(loss))
