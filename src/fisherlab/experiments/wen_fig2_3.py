@@ -3,7 +3,8 @@ r"""``wen-fig2-3``: SB, LB, LB + full and LB + diagonal Fisher noise (Wen et al.
 Reduced scale, on the setup of ``wen-tables`` (:mod:`fisherlab.experiments.wen_common`,
 where the SB/LB generalization gap that motivates the paper is tested): a 1-D CNN (3 conv
 layers, 16 channels) on 2000 MNIST-1D training signals instead of ResNet-44 on CIFAR-10;
-:math:`M_S = 32`, :math:`M_L = 256` (ratio 8, the paper's is 4096/128 = 32); no batch
+:math:`M_S = 32`, :math:`M_L = 256` (ratio 8, the paper's is 4096/128 = 32; ``wen-tables``
+uses 128, with which LB's gradient variance would be only 4× below SB's); no batch
 normalization (so no Ghost BN). Four regimes with the same constant step size (the paper
 uses the same schedule for all four), 300 updates instead of 8000:
 
