@@ -418,6 +418,7 @@ class Collector:
         self._local_num_samples: int | None = None
         self._loss_c = 1.0
         self._loss_value: float | None = None
+        self._grad_before: dict[Tensor, Tensor] | None = None
         self._cache: dict[Statistic, dict[Tensor, Any]] = {}
         self._scaled_stats: set[Statistic] = set()
 
@@ -569,6 +570,10 @@ class Collector:
         self._active = current
         self._num_samples = self._local_num_samples = current.num_samples
         self._loss_c = self._scale_of(current)
+        if self._uses_ddp_gradient(current):  # p.grad gains exactly this pass's gradient
+            self._grad_before = {
+                p: p.grad.detach().clone() for p in self.params if p.grad is not None
+            }
         if Statistic.PER_SAMPLE_GRADIENTS in self.statistics:
             assert current.num_samples is not None
             check_memory(
@@ -622,6 +627,43 @@ class Collector:
         return 1.0 / self._num_samples
 
     # -- sums over ranks ------------------------------------------------------------------
+    def _uses_ddp_gradient(self, current: _Pass) -> bool:
+        """Whether DDP's all-reduced ``p.grad`` is this pass's global gradient.
+
+        So it is when the model is the DDP wrapper, the pass synchronises and accumulates
+        nothing, and the loss came from :meth:`loss`, which scales it so that DDP's average
+        over ranks is the weighted global gradient.
+        """
+        return (
+            self.distributed
+            and isinstance(self.model, DistributedDataParallel)
+            and current.sync
+            and current.loss_scale is not None
+            and not self._carry
+            and bool(self.statistics & {Statistic.GRADIENT, Statistic.VARIANCE})
+        )
+
+    def _queue_ddp_gradient(self, before: dict[Tensor, Tensor]) -> None:
+        ref = weakref.ref(self)
+
+        def take() -> None:
+            collector = ref()
+            if collector is not None:
+                collector._take_ddp_gradient(before)
+
+        _queue_end_of_backward(take)
+
+    def _take_ddp_gradient(self, before: dict[Tensor, Tensor]) -> None:
+        """Read DDP's averaged gradient (after DDP's own end-of-backward callback)."""
+        gradient = self._raw[Statistic.GRADIENT]
+        for p in self.params:
+            if p.grad is None:
+                gradient[p] = p.new_zeros(p.shape)
+            elif p in before:
+                gradient[p] = p.grad.detach() - before[p]
+            else:
+                gradient[p] = p.grad.detach().clone()
+
     def _summed_statistics(self) -> list[Statistic]:
         """The statistics whose per-rank sums are added (the variance needs two of them)."""
         stats = self.statistics
@@ -683,10 +725,19 @@ class Collector:
             }
             n += self._carry_samples
             self._carry, self._carry_samples = {}, 0
+        before = self._grad_before
+        if before is not None:  # DDP all-reduces the gradient: not sent again
+            del local[Statistic.GRADIENT.value]
         sums, total = all_reduce_sums(local, n, self.params[0].device, "collect")
         self._num_samples = total
         c = self._c
         for stat in self._summed_statistics():
+            if before is not None and stat is Statistic.GRADIENT:
+                # until DDP's callback (queued after this one) has written p.grad, there is
+                # no gradient to read; queued from here, this callback runs after it
+                self._raw[stat].clear()
+                self._queue_ddp_gradient(before)
+                continue
             values = iter(sums[stat.value])
             if stat in _KRON:
                 for p, is_weight in self._kron_params:
