@@ -8,9 +8,13 @@ timed call, outside the timing):
 - ``plain``: zero_grad, cross-entropy forward and backward through DDP, SGD step;
 - ``local``: the same inside ``collect(..., FIRST_ORDER, distributed=False)`` (gradient,
   second moment, variance, per-sample L2 norms of the rank's shard; no extra communication);
-- ``summed``: the same with ``distributed=True``: one ``int64`` count and one flat buffer of
-  :math:`2D` numbers (gradient and second moment, :math:`D` parameters) all-reduced per step,
-  each after a 256-byte-per-rank agreement on the call.
+- ``summed``: the same with ``distributed=True`` and the loss from ``col.loss``: DDP's
+  all-reduced gradient is the global one, so one ``int64`` count (and one more in
+  ``col.loss``) and one flat buffer of :math:`D` numbers (the second moment, :math:`D`
+  parameters) are all-reduced per step, each after a 256-byte-per-rank agreement on the call;
+- ``summed_own_loss``: ``distributed=True`` with the plain cross-entropy loss: the
+  collector cannot use DDP's gradient and sums :math:`2D` numbers (gradient and second
+  moment).
 
 The overhead of the extra all-reduces is ``(summed - local) / plain``.
 """
@@ -53,17 +57,24 @@ def _steps(n: int, rank: int) -> tuple[dict[str, Callable[[], None]], int]:
         loss_fn(ddp(X), y).backward()
         opt.step()
 
-    def collected(distributed: bool) -> Callable[[], None]:
+    def collected(distributed: bool, own_loss: bool) -> Callable[[], None]:
         def run() -> None:
             opt.zero_grad()
-            with collect(ddp, lik, FIRST_ORDER, distributed=distributed):
-                loss_fn(ddp(X), y).backward()
+            with collect(ddp, lik, FIRST_ORDER, distributed=distributed) as col:
+                loss = loss_fn(ddp(X), y) if own_loss else col.loss(ddp(X), y)
+                loss.backward()
             opt.step()
 
         return run
 
     num_params = sum(p.numel() for p in model.parameters())
-    return {"plain": plain, "local": collected(False), "summed": collected(True)}, num_params
+    steps = {
+        "plain": plain,
+        "local": collected(False, False),
+        "summed": collected(True, False),
+        "summed_own_loss": collected(True, True),
+    }
+    return steps, num_params
 
 
 def _rank(rank: int, world_size: int, port: int, n: int, reps: int, out: str) -> None:
@@ -91,12 +102,16 @@ def _rank(rank: int, world_size: int, port: int, n: int, reps: int, out: str) ->
                 "n_per_rank": n,
                 "reps": reps,
                 "num_params": num_params,
-                "bytes_per_step": 2 * num_params * 4 + 8,
+                "bytes_per_step": num_params * 4 + 16,
+                "bytes_per_step_own_loss": 2 * num_params * 4 + 8,
                 "ms": {k: 1e3 * v for k, v in median.items()},
                 "ratios": {
                     "local": median["local"] / median["plain"],
                     "summed": median["summed"] / median["plain"],
+                    "summed_own_loss": median["summed_own_loss"] / median["plain"],
                     "all_reduce_overhead": (median["summed"] - median["local"]) / median["plain"],
+                    "all_reduce_overhead_own_loss": (median["summed_own_loss"] - median["local"])
+                    / median["plain"],
                 },
             }
             Path(out).write_text(json.dumps(result))
@@ -129,18 +144,23 @@ def markdown(result: dict) -> str:
             f"step: {ms['plain']:.2f} ms)",
             "",
             "Time of a DDP training step divided by a plain DDP step (zero_grad, forward, "
-            "backward with DDP's gradient all-reduce, SGD step), on one machine's CPUs; "
-            f"the sum sends {result['bytes_per_step']} bytes per rank and step "
-            "(gradient and second moment in float32, one count).",
+            "backward with DDP's gradient all-reduce, SGD step), on one machine's CPUs. "
+            "With `col.loss` the gradient is DDP's and the sum sends "
+            f"{result['bytes_per_step']} bytes per rank and step (second moment in float32, "
+            "two counts); with the plain loss it sends "
+            f"{result['bytes_per_step_own_loss']} (gradient too).",
             "",
             "| DDP step | ms | ratio |",
             "|---|---|---|",
             f"| plain | {ms['plain']:.2f} | 1.00× |",
             f"| `collect()` first-order set, kept local | {ms['local']:.2f} | {r['local']:.2f}× |",
-            f"| `collect()` first-order set, summed over ranks | {ms['summed']:.2f} | "
-            f"{r['summed']:.2f}× |",
+            f"| `collect()` first-order set, summed over ranks, `col.loss` | "
+            f"{ms['summed']:.2f} | {r['summed']:.2f}× |",
+            f"| `collect()` first-order set, summed over ranks, plain loss | "
+            f"{ms['summed_own_loss']:.2f} | {r['summed_own_loss']:.2f}× |",
             f"| overhead of the extra all-reduces, (summed − local) / plain | – | "
-            f"{r['all_reduce_overhead']:.2f} |",
+            f"{r['all_reduce_overhead']:.2f} (plain loss: "
+            f"{r['all_reduce_overhead_own_loss']:.2f}) |",
         ]
     )
 
