@@ -60,7 +60,8 @@ batch with :math:`N` the *global* number of samples in :math:`c = 1/N` and in th
 DDP averages the ranks' gradients, :math:`\frac1R \sum_r \nabla L_r`, which is the global
 mean only for equal shards: the collector weights by :math:`N_r` instead, and
 :meth:`Collector.loss` on a DDP-wrapped model returns :math:`\frac{R}{N}\sum_{n\in r} l_n`
-so that DDP's average is the global gradient for uneven shards too. Backward passes inside
+so that DDP's average is the global gradient for uneven shards too; the collector then
+takes the gradient from DDP's ``p.grad`` instead of summing it again. Backward passes inside
 ``no_sync()`` are accumulated and summed with the next synchronising pass. Per-sample
 results stay on their rank (:meth:`Collector.gather` concatenates them).
 """

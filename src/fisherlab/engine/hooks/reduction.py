@@ -29,6 +29,9 @@ gradient is :math:`\frac1N\sum_r N_r \nabla L_r` for local mean losses, not the 
 average :math:`\frac1R\sum_r \nabla L_r` that DDP forms. A rank with :math:`N_r = 0`
 contributes zeros. ``variance`` is not summed: it is formed after the sums from the global
 second moment and gradient, :math:`\frac1N\sum_n g_n^{\odot 2} - (\nabla L)^{\odot 2}`.
+When the loss came from :meth:`~fisherlab.engine.hooks.Collector.loss` on a
+``DistributedDataParallel`` model, DDP's own all-reduce already yields the global gradient:
+the collector reads it from ``p.grad`` and leaves the gradient out of the buffer.
 Per-sample results (``l2_norm``, ``per_sample_gradients``) stay on their rank;
 :func:`gather_rows` concatenates them in rank order on request.
 """
