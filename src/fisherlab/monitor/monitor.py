@@ -282,7 +282,15 @@ class MonitorStep:
         self._loss: Tensor | None = None
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        r"""The training loss :math:`c\sum_n l_n` of the model outputs, to call ``backward`` on."""
+        r"""The training loss :math:`c\sum_n l_n` of the model outputs, to call ``backward`` on.
+
+        When statistics are collected this is the collector's loss, so that under
+        :mod:`torch.distributed` the recorded loss is the global batch's, like the
+        statistics (and the batch-size rules fed with both agree on every rank).
+        """
+        if self.collector is not None:
+            self._loss = self.collector.loss(output, target)
+            return self._loss
         f = output.reshape(output.shape[0], -1)
         lik = self.monitor.likelihood
         total = lik.nll(f, lik.flatten_targets(target)).sum()
@@ -311,7 +319,12 @@ class MonitorStep:
             return
         if self.collector is not None:
             self.collector[Statistic.GRADIENT]  # raises if no backward pass was recorded
-        loss = None if self._loss is None else float(self._loss.detach())
+        if self._loss is None:
+            loss = None
+        elif self.collector is not None:
+            loss = self.collector.loss_value
+        else:
+            loss = float(self._loss.detach())
         data = StepData(
             self.index,
             monitor.model,
