@@ -121,3 +121,20 @@ def test_device_argument():
     with pytest.raises(SystemExit):
         bench.main(["--threads", "0"])
     assert bench.synchronizer(torch.device("cpu"))() is None
+
+
+def test_summary_names_the_best_peer_and_the_factor():
+    from benchmarks.summary import summary_markdown
+
+    entry = {"ratio": None, "note": "no such quantity"}
+    rows = {row: {impl: dict(entry) for impl in bench.IMPLS} for row in bench.ROWS}
+    rows["ggn_diag"]["fisherlab"] = {"ratio": 3.0}
+    rows["ggn_diag"]["backpack"] = {"ratio": 4.0}
+    rows["ggn_diag"]["torch.func"] = {"ratio": 6.0}
+    rows["hvp"]["fisherlab"] = {"ratio": 2.0}
+    meta = {"date": "D", "machine": "M", "device": "cpu", "threads": 1, "n": 8, "reps": 3}
+    text = summary_markdown({"meta": meta, "models": {"mlp": {"rows": rows}}})
+    assert "| exact GGN/Fisher diagonal | 3.00× vs 4.00× BackPACK: **0.75** |" in text
+    assert "| Hessian-vector product | 2.00× (no peer) |" in text
+    assert "| MC-Fisher diagonal | n/a |" in text
+    assert "Measured D on M" in text
