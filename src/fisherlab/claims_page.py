@@ -11,10 +11,11 @@ and the verdict at the scale of that run. It is generated, never edited by hand:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from fisherlab.experiments.base import read_json
 
 __all__ = ["claims_markdown", "main", "verdict"]
 
@@ -39,14 +40,6 @@ def _cell(text: Any) -> str:
     """Make ``text`` safe inside a markdown table cell (pipes escaped, one line)."""
     s = " ".join(str(text if text is not None else "").split())
     return s.replace("\\", "\\\\").replace("|", "\\|") or "—"
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _scales(runs: list[tuple[Path, list[dict[str, Any]], dict[str, Any]]]) -> set[str]:
@@ -86,10 +79,10 @@ def claims_markdown(run_root: Path) -> str:
         raise FileNotFoundError(f"run_root {str(root)!r} is not a directory")
     runs = []
     for path in sorted(root.glob("*/claims.json")):
-        claims = _read_json(path)
+        claims = read_json(path)
         if not isinstance(claims, list):
             continue
-        info = _read_json(path.parent / "run.json")
+        info = read_json(path.parent / "run.json")
         runs.append(
             (
                 path.parent,
@@ -159,7 +152,7 @@ def claims_markdown(run_root: Path) -> str:
     for run_json in sorted(root.glob("*/run.json")):
         if (run_json.parent / "claims.json").is_file():
             continue
-        info = _read_json(run_json)
+        info = read_json(run_json)
         status = info.get("status", "unknown") if isinstance(info, dict) else "unreadable"
         missing.append(f"- {run_json.parent.name}: {_cell(status)}")
     if missing:

@@ -38,6 +38,7 @@ from fisherlab.quantities import Quantity, QuantitySpec
 from fisherlab.representations import Form, build
 from fisherlab.validation import (
     check_batch,
+    check_likelihood,
     check_mc_samples,
     check_memory,
     check_model,
@@ -136,11 +137,7 @@ class Curvature:
         ):
             raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
         self.max_bytes = max_bytes
-        if not isinstance(likelihood, Likelihood):
-            raise TypeError(
-                f"likelihood must be a fisherlab Likelihood, got {type(likelihood).__name__}; "
-                "for a torch loss use fisherlab.likelihoods.from_loss(loss_fn)"
-            )
+        check_likelihood(likelihood)
         if reduction is None:
             reduction = likelihood.reduction or "mean"
         check_reduction(reduction)

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fisherlab.experiments.base import atomic_write_text
+from fisherlab.experiments.base import atomic_write_text, read_json
 
 __all__ = ["RunRecord", "collect_runs", "render_report", "write_report"]
 
@@ -66,14 +66,6 @@ class RunRecord:
     def reason(self) -> str:
         """The text after ``"skipped:"`` / ``"failed:"`` in the status."""
         return self.status.split(":", 1)[1].strip() if ":" in self.status else self.status
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _png_data_uri(path: Path) -> str:
@@ -140,8 +132,8 @@ def collect_runs(out_dir: Path | str) -> list[RunRecord]:
         return []
     records = []
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        info = _read_json(run_dir / "run.json")
-        config = _read_json(run_dir / "config.json")
+        info = read_json(run_dir / "run.json")
+        config = read_json(run_dir / "config.json")
         if info is None and config is None:
             continue
         info = info or {}
@@ -163,12 +155,12 @@ def collect_runs(out_dir: Path | str) -> list[RunRecord]:
         if rec.state == "ok":
             names = info.get("figures") or sorted(p.name for p in run_dir.glob("*.png"))
             rec.figures = _figures(run_dir, list(names), dict(info.get("captions") or {}))
-            results = _read_json(run_dir / "results.json")
+            results = read_json(run_dir / "results.json")
             rec.tables = _tables(results)
             rec.findings = _findings(results)
             rec.reused = bool(info.get("reused"))
             rec.claims = [
-                c for c in (_read_json(run_dir / "claims.json") or []) if isinstance(c, dict)
+                c for c in (read_json(run_dir / "claims.json") or []) if isinstance(c, dict)
             ]
             for i, c in enumerate(rec.claims):
                 c.setdefault("scale", rec.scale)

@@ -85,6 +85,17 @@ def check_model(model: torch.nn.Module) -> None:
         check_finite(parameter.detach(), f"parameter {name!r}")
 
 
+def check_likelihood(likelihood: object) -> None:
+    """Raise ``TypeError`` unless ``likelihood`` is a :class:`fisherlab.likelihoods.Likelihood`."""
+    from fisherlab.likelihoods import Likelihood
+
+    if not isinstance(likelihood, Likelihood):
+        raise TypeError(
+            f"likelihood must be a fisherlab Likelihood, got {type(likelihood).__name__}; "
+            "for a torch loss use fisherlab.likelihoods.from_loss(loss_fn)"
+        )
+
+
 def check_batch(X: Tensor, y: Tensor) -> None:
     """Check one batch: tensors, non-empty, finite, same number of samples."""
     if not isinstance(X, Tensor) or not isinstance(y, Tensor):

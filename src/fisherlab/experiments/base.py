@@ -31,6 +31,7 @@ __all__ = [
     "RunContext",
     "atomic_write_json",
     "config_tag",
+    "read_json",
     "atomic_write_text",
     "to_jsonable",
 ]
@@ -249,6 +250,15 @@ def atomic_write_text(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def read_json(path: Path) -> Any:
+    """Return the JSON in ``path``, or ``None`` if the file is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -36,6 +36,7 @@ from fisherlab.experiments.base import (
     RunContext,
     atomic_write_json,
     config_tag,
+    read_json,
     to_jsonable,
 )
 from fisherlab.experiments.lock import RunDirectoryLock
@@ -291,12 +292,7 @@ def _versions() -> dict[str, str]:
 
 def read_run_status(run_dir: Path) -> dict[str, Any] | None:
     """Return the contents of ``run_dir/run.json``, or ``None`` if absent or unreadable."""
-    path = Path(run_dir) / "run.json"
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    return read_json(Path(run_dir) / "run.json")
 
 
 def _config_record(exp: Experiment, config: Any, quick: bool, seed: int) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from torch import Tensor
 from fisherlab.engine.hooks import Collector, Statistic
 from fisherlab.likelihoods import Likelihood
 from fisherlab.monitor.instruments import Instrument, Panel, StepData, make_instrument
-from fisherlab.validation import check_reduction
+from fisherlab.validation import check_likelihood, check_reduction
 
 __all__ = ["DEFAULT_TRACK", "Monitor", "MonitorStep", "read_log"]
 
@@ -132,10 +132,7 @@ class Monitor:
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(likelihood, Likelihood):
-            raise TypeError(
-                f"likelihood must be a fisherlab Likelihood, got {type(likelihood).__name__}"
-            )
+        check_likelihood(likelihood)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int, got {every!r}")
         if optimizer is not None and lr is not None:

@@ -93,6 +93,7 @@ from fisherlab.engine.hooks.reduction import all_reduce_sums, gather_rows, kron_
 from fisherlab.likelihoods import Likelihood
 from fisherlab.validation import (
     check_finite,
+    check_likelihood,
     check_mc_samples,
     check_memory,
     check_normalization,
@@ -276,10 +277,7 @@ class Collector:
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(likelihood, Likelihood):
-            raise TypeError(
-                f"likelihood must be a fisherlab Likelihood, got {type(likelihood).__name__}"
-            )
+        check_likelihood(likelihood)
         if isinstance(statistics, (str, Statistic)):
             statistics = (statistics,)
         try:
