@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
 import fisherlab as fl
-from benchmarks import ddp_overhead, monitor_overhead
+from benchmarks import ddp_overhead, models, monitor_overhead
 from benchmarks.models import MODELS, problem
 from fisherlab.engine.hooks import FIRST_ORDER, Collector
 
@@ -598,7 +598,8 @@ def markdown(meta: dict, ratios: dict, memory: dict, scaling: dict) -> str:
         f"{meta['mode']}; torch {meta['torch']}; {meta['threads']} thread(s) "
         f"(`torch.set_num_threads`); {meta['reps']} interleaved repetitions after warm-up, "
         f"median{'; CUDA-synchronised timing' if meta['device'].startswith('cuda') else ''}. "
-        f"Float32, cross-entropy, N = {meta['n']}.",
+        f"Float32, cross-entropy, N = {meta['n']}. 1-minute load average at the start: "
+        f"{meta.get('load', 'n/a')} (other jobs on the machine make the numbers noisy).",
         "",
         "Time of each method divided by the time of a plain forward+backward of the same "
         "batch, measured in the same process (lower is better). *ours / best* is fisherlab's "
@@ -693,31 +694,39 @@ def markdown(meta: dict, ratios: dict, memory: dict, scaling: dict) -> str:
             lines.append("")
     for axis, label in (("batch", "N (width 256)"), ("width", "width (N = 128)")):
         entries = scaling[axis]
+        # time is linear in N, and in the number of parameters D (quadratic in the width)
+        size = "N" if axis == "batch" else "D"
         lines += [
             f"## Scaling with {label}, MLP, fisherlab",
             "",
-            f"| {axis} | plain ms | first-order ms | ratio | exact GGN diag ms | ratio |",
-            "|---|---|---|---|---|---|",
+            f"| {axis} | {size} | plain ms | first-order ms | ratio | exact GGN diag ms | ratio |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for entry in entries:
+        sizes = [e[axis] if axis == "batch" else mlp_parameters(e[axis]) for e in entries]
+        for entry, x in zip(entries, sizes, strict=True):
             lines.append(
-                f"| {entry[axis]} | {entry['plain']:.2f} | {entry['first_order']:.2f} | "
+                f"| {entry[axis]} | {x} | {entry['plain']:.2f} | {entry['first_order']:.2f} | "
                 f"{entry['first_order'] / entry['plain']:.2f}× | {entry['ggn_diag']:.2f} | "
                 f"{entry['ggn_diag'] / entry['plain']:.2f}× |"
             )
-        upper = entries[len(entries) // 2 :]
-        if len(upper) >= 2:
-            xs = [e[axis] for e in upper]
-            slopes = {k: loglog_slope(xs, [e[k] for e in upper]) for k in ("plain", "first_order")}
-            slopes["ggn_diag"] = loglog_slope(xs, [e["ggn_diag"] for e in upper])
+        half = len(entries) // 2
+        if len(entries) - half >= 2:
+            slopes = {
+                k: loglog_slope(sizes[half:], [e[k] for e in entries[half:]])
+                for k in ("plain", "first_order", "ggn_diag")
+            }
             lines += [
                 "",
-                f"Log-log slope of time against {axis} over {axis} ≥ {xs[0]} (1 = linear): "
-                + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
-                + ".",
+                f"Log-log slope of time against {size} over {axis} ≥ {entries[half][axis]} "
+                "(1 = linear): " + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items()) + ".",
             ]
         lines.append("")
     return "\n".join(lines)
+
+
+def mlp_parameters(width: int) -> int:
+    """The number of parameters of the benchmark MLP of hidden ``width``."""
+    return sum(p.numel() for p in models.mlp(width).parameters())
 
 
 def _mib(value: float | None) -> str:
@@ -781,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         "reps": reps,
         "n": n,
         "machine": machine_name(device),
+        "load": os.getloadavg()[0],
         "python": platform.python_version(),
     }
     log(f"benchmarks ({meta['mode']}, {device}, {args.threads} thread(s))")
