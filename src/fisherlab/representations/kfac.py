@@ -346,6 +346,14 @@ def compute_kfac(curvature: Curvature, spec: QuantitySpec) -> KFAC:
                     "K-FAC needs each layer to be applied once"
                 )
         names = [name for name in by_module if name in records]
+        for name in names:
+            inp, out = records[name][0]
+            if inp.ndim == 0 or inp.shape[0] != X.shape[0] or out.shape[0] != X.shape[0]:
+                raise NotImplementedError(
+                    f"kfac: module {name!r} gets an input of shape {tuple(inp.shape)} for "
+                    f"{X.shape[0]} samples; K-FAC needs each layer to see one row per sample "
+                    "(first dimension N), not a tensor shared by the batch"
+                )
         f = raw.detach().reshape(X.shape[0], -1)
         S = output_factors(curvature, X, y, f, spec).to(theta.dtype)
         for name in names:

@@ -121,3 +121,61 @@ def test_bad_arguments():
     stats = compute(model, lik, torch.randn(5, 4, dtype=DT), torch.zeros(5).long(), ("gradient",))
     with pytest.raises(ValueError, match="not requested"):
         stats.flat("variance")
+
+
+class SharedPositions(nn.Module):
+    """Position embeddings of ``arange(T)``: one (T, d) table broadcast over the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(5, 3)
+        self.positions = nn.Embedding(4, 3)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(x) + self.positions(torch.arange(x.shape[1]))
+        return self.out(h.mean(1))
+
+
+def test_a_layer_without_one_row_per_sample_falls_back_with_the_oracle_numbers():
+    import oracles
+
+    torch.manual_seed(0)
+    model = SharedPositions().to(DT)
+    X, y = torch.randint(0, 5, (6, 4)), torch.randint(0, 2, (6,))
+    lik = fl.likelihoods.Categorical()
+    with pytest.warns(FallbackWarning, match=r"Embedding gets an input of shape \(4,\)"):
+        with fl.engine.hooks.collect(model, lik, statistics=("variance", "ggn_diag")) as col:
+            col.loss(model(X), y).backward()
+    brute = oracles.BruteForce(model, lik, X, y, "mean")
+    ef, grad = brute.empirical_fisher, brute.gradient
+    torch.testing.assert_close(
+        col.flat("variance"), ef.diagonal() - grad**2, rtol=1e-10, atol=1e-12
+    )
+    torch.testing.assert_close(col.flat("ggn_diag"), brute.ggn.diagonal(), rtol=1e-10, atol=1e-12)
+
+
+class SharedInputLayer(nn.Module):
+    """A Linear layer applied to one (1, 1) tensor shared by every sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(3, 2)
+        self.shared = nn.Linear(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.shared(torch.ones(1, 1, dtype=x.dtype))
+
+
+def test_kfac_refuses_a_layer_without_one_row_per_sample():
+    torch.manual_seed(0)
+    model = SharedInputLayer().to(DT)
+    X, y = torch.randn(6, 3, dtype=DT), torch.randint(0, 2, (6,))
+    c = fl.Curvature(model, fl.likelihoods.Categorical(), X, y)
+    with pytest.raises(NotImplementedError, match=r"'shared' gets an input of shape \(1, 1\)"):
+        c.ggn(form="kfac")
+    with pytest.raises(NotImplementedError, match="Kronecker factors need the fast path"):
+        with fl.engine.hooks.collect(
+            model, fl.likelihoods.Categorical(), statistics=("kflr",)
+        ) as col:
+            col.loss(model(X), y).backward()

@@ -523,10 +523,25 @@ class Collector:
         output.register_hook(hook)
 
     def _check_graph(self, current: _Pass, output: Tensor) -> str | None:
-        """Each trainable parameter must enter the graph once, through its own layer."""
+        """Each trainable parameter must enter the graph once, through its own layer.
+
+        Each covered layer must also see one row per sample: an input (and output) whose
+        first dimension is the model's batch size ``N``. A layer applied to a tensor shared
+        by all samples (e.g. position embeddings of ``torch.arange(T)`` broadcast over the
+        batch) has no per-sample closed form here.
+        """
         for module, calls in current.calls.items():
             if calls > 1:
                 return f"layer {type(module).__name__} is called {calls} times in one forward"
+        n = current.num_samples
+        for module, record in current.records.items():
+            for what, t in (("input", record.inp), ("output", record.output)):
+                if t is not None and (t.ndim == 0 or t.shape[0] != n):
+                    return (
+                        f"layer {type(module).__name__} gets an {what} of shape "
+                        f"{tuple(t.shape)} whose first dimension is not the number of samples "
+                        f"N = {n}"
+                    )
         uses: dict[int, int] = {}
         seen: set[Any] = set()
         stack = [output.grad_fn]
