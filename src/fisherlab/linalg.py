@@ -37,6 +37,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from torch import Tensor
 
+from fisherlab.progress import progress
 from fisherlab.representations.blockdiag import BlockDiagonal
 from fisherlab.representations.kfac import KFAC
 from fisherlab.representations.operator import CurvatureOperator, _check_damping
@@ -384,7 +385,7 @@ def lanczos(M: Matrix, v0: Tensor, num_steps: int) -> tuple[Tensor, Tensor]:
     q = v0 / v0.norm()
     basis = [q]
     alphas, betas = [], []
-    for step in range(num_steps):
+    for step in progress(range(num_steps), num_steps, "Lanczos", min_total=50):
         w = _matmat(M, q.unsqueeze(1))[:, 0]
         alpha = torch.dot(q, w)
         alphas.append(alpha)

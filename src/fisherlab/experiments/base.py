@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fisherlab.progress import progress
+
 __all__ = [
     "NOT_DECIDABLE",
     "SCALES",
@@ -391,12 +393,7 @@ class RunContext:
         self, iterable: Iterable[Any], total: int | None = None, desc: str | None = None
     ) -> Iterator[Any]:
         """Wrap ``iterable`` in a tqdm progress bar (disabled when not a TTY or turned off)."""
-        enabled = self.show_progress and sys.stderr.isatty()
-        if not enabled:
-            return iter(iterable)
-        from tqdm.auto import tqdm
-
-        return iter(tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr))
+        return progress(iterable, total=total, desc=desc, enabled=self.show_progress)
 
     def cells(self, name: str) -> CellStore:
         """Return the resumable cell store ``out_dir/cells/<name>/``."""

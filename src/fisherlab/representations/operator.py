@@ -9,6 +9,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator, cg
 from torch import Tensor
 
+from fisherlab.progress import progress
 from fisherlab.validation import check_memory
 
 __all__ = ["CurvatureOperator"]
@@ -108,7 +109,8 @@ class CurvatureOperator(_SquareMatrix):
             device=self.device,
         )
         columns = []
-        for start in range(0, self.dim, chunk_size):
+        starts = range(0, self.dim, chunk_size)
+        for start in progress(starts, len(starts), f"{self.name}.to_dense", min_total=8):
             stop = min(start + chunk_size, self.dim)
             E = torch.zeros(self.dim, stop - start, dtype=self.dtype, device=self.device)
             E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
