@@ -63,12 +63,18 @@ def test_to_dense_of_operators_obeys_the_environment_limit(monkeypatch):
 
 
 def test_default_limit_is_a_fraction_of_available_memory(monkeypatch):
+    import fisherlab.validation as validation
+
     monkeypatch.delenv(MEMORY_ENV, raising=False)
+    assert memory_limit() > 0  # the machine's own reading
+    monkeypatch.setattr(validation, "_available_memory", lambda: 10**9)
     limit = memory_limit()
-    assert limit > 0
+    assert limit == int(10**9 * validation.MEMORY_FRACTION)
     with pytest.raises(MemoryError, match="cheaper: x"):
         check_memory(limit + 1, torch.uint8, "y", "x")
     check_memory(limit, torch.uint8, "y", "x")
+    monkeypatch.setattr(validation, "_available_memory", lambda: None)
+    assert memory_limit() == 8 << 30
 
 
 def test_cuda_results_are_measured_against_the_gpu_memory(monkeypatch):

@@ -147,14 +147,20 @@ def memory_limit(device: torch.device | str | None = None) -> int:
     if device is not None and torch.device(device).type == "cuda":
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return int(free * MEMORY_FRACTION)
+    available = _available_memory()
+    return 8 << 30 if available is None else int(available * MEMORY_FRACTION)
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes, or ``None`` where it cannot be read."""
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
                 if line.startswith("MemAvailable:"):
-                    return int(int(line.split()[1]) * 1024 * MEMORY_FRACTION)
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 8 << 30
+    return None
 
 
 def check_memory(
