@@ -139,12 +139,10 @@ def batch_matvec(
         return fm.gradient_outer_matvec(X, y, V)
     if kind is Quantity.HESSIAN:
         return fm.hessian_matvec(X, y, V)
-    with torch.no_grad():
-        f = fm.outputs(fm.params, X)
     if kind is Quantity.FISHER:
-        inner = fm.likelihood.fisher_output(f)
+        inner = fm.likelihood.fisher_output
     elif kind is Quantity.GGN:
-        inner = fm.likelihood.output_hessian(f, y)
+        inner = lambda f: fm.likelihood.output_hessian(f, y)  # noqa: E731
     elif kind is Quantity.FISHER_MC:
         if mc_factor is None:
             raise ValueError("FISHER_MC products need the batch's sampled factors")

@@ -318,11 +318,19 @@ class FunctionalModel:
         return diagonal
 
     @_explained("curvature-vector products")
-    def sandwich_matvec(self, X: Tensor, inner: Tensor, V: Tensor) -> Tensor:
-        """``Σ_n J_nᵀ M_n J_n V`` for ``M`` of shape ``(N, C, C)`` and ``V`` of shape ``(D, k)``."""
+    def sandwich_matvec(
+        self, X: Tensor, inner: Tensor | Callable[[Tensor], Tensor], V: Tensor
+    ) -> Tensor:
+        """``Σ_n J_nᵀ M_n J_n V`` for ``M`` of shape ``(N, C, C)`` and ``V`` of shape ``(D, k)``.
+
+        ``inner`` is ``M``, or a function of the outputs ``f`` ``(N, C)`` that returns it:
+        then the forward pass of the pullback also gives ``f`` (no separate forward).
+        """
         outputs = self._flat_function(lambda p: self.outputs(p, X))
         theta = self.flat_params()
-        _, pullback = vjp(outputs, theta)
+        f, pullback = vjp(outputs, theta)
+        if callable(inner):
+            inner = inner(f.detach())
 
         def product(v: Tensor) -> Tensor:
             Jv = self._jvp(outputs, theta, v)
