@@ -26,9 +26,17 @@ MEMORY_FRACTION = 0.5
 
 
 def check_finite(tensor: Tensor, what: str) -> None:
-    """Raise ``ValueError`` if a floating-point ``tensor`` holds NaN or inf."""
-    if torch.is_floating_point(tensor) and not torch.isfinite(tensor).all():
-        bad = int((~torch.isfinite(tensor)).sum())
+    """Raise ``ValueError`` if a floating-point ``tensor`` holds NaN or inf.
+
+    The sum of a tensor is finite only if no entry is NaN or inf, so one reduction decides
+    the common case; only a non-finite sum (which large finite entries can also produce)
+    is followed by the entry-wise check.
+    """
+    if not torch.is_floating_point(tensor) or bool(torch.isfinite(tensor.sum())):
+        return
+    finite = torch.isfinite(tensor)
+    if not finite.all():
+        bad = int((~finite).sum())
         raise ValueError(f"{what} contains {bad} NaN or inf value(s)")
 
 
