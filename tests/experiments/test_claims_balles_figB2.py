@@ -3,30 +3,11 @@
 import copy
 
 import pytest
+from tuning_summaries import around as _lo
+from tuning_summaries import set_value as _set
+from tuning_summaries import summary as _s
 
 from fisherlab.experiments import balles_figB2
-
-
-def _s(log10_final, acc, *, lr=0.1, interior=True, min_loss=None, shrinkage=None):
-    """One (problem, method) summary with per-seed values (3 seeds)."""
-    out = {
-        "lr": lr,
-        "lr_interior": interior,
-        "log10_final_train_loss": list(log10_final),
-        "max_test_acc": list(acc),
-        "min_train_loss": list(min_loss if min_loss is not None else [10**x for x in log10_final]),
-    }
-    if shrinkage is not None:
-        out["shrinkage"] = list(shrinkage)
-    return out
-
-
-def _lo(x, d=0.01):
-    return [x - d, x, x + d]
-
-
-def _set(r, p, m, key, values):
-    r["problems"][p][m][key] = values
 
 
 def _edge(r):
