@@ -38,7 +38,6 @@ from fisherlab.quantities import Quantity, QuantitySpec
 from fisherlab.representations.kfac import output_factors
 from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
 from fisherlab.representations.registry import register_form
-from fisherlab.validation import check_memory
 
 if TYPE_CHECKING:
     from fisherlab.curvature import Curvature
@@ -372,14 +371,7 @@ class BlockDiagonal(_BlockMatrix):
     # -- views ---------------------------------------------------------------------------------
     def to_dense(self) -> Tensor:
         """Return the dense ``(D, D)`` matrix; small ``D`` only."""
-        check_memory(
-            self.dim * self.dim,
-            self.dtype,
-            f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
-            "products (A @ v), solve(), diag() and trace(), which need no dense matrix",
-            device=self.device,
-        )
-        out = torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
+        out = self._dense_zeros()
         for block in self.blocks:
             out[block.index.unsqueeze(1), block.index.unsqueeze(0)] = block.matrix()
         return out

@@ -70,7 +70,6 @@ from fisherlab import distributed as fl_distributed
 from fisherlab.quantities import Quantity, QuantitySpec, exact_factors, mc_factors
 from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
 from fisherlab.representations.registry import register_form
-from fisherlab.validation import check_memory
 
 if TYPE_CHECKING:
     from fisherlab.curvature import Curvature
@@ -659,14 +658,7 @@ class KFAC(_BlockMatrix):
     # -- views -------------------------------------------------------------------------------
     def to_dense(self) -> Tensor:
         """Return the dense ``(D, D)`` matrix (Kronecker blocks on the diagonal); small ``D``."""
-        check_memory(
-            self.dim * self.dim,
-            self.dtype,
-            f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
-            "products (A @ v), solve(), diag() and trace(), which need no dense matrix",
-            device=self.device,
-        )
-        out = torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
+        out = self._dense_zeros()
         for block in self.blocks:
             index = block.flat_indices(self.device)
             out[index.unsqueeze(1), index.unsqueeze(0)] = torch.kron(block.G, block.A)

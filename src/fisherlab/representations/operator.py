@@ -50,6 +50,16 @@ class _SquareMatrix:
         is_vector = v.ndim == 1
         return (v.unsqueeze(1) if is_vector else v).to(self.dtype), is_vector
 
+    def _check_dense(self, cheaper: str) -> None:
+        """Refuse ``to_dense()`` above the memory limit, naming the ``cheaper`` views."""
+        check_memory(
+            self.dim * self.dim,
+            self.dtype,
+            f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
+            cheaper,
+            device=self.device,
+        )
+
 
 class CurvatureOperator(_SquareMatrix):
     r"""A symmetric ``D × D`` matrix known only through products ``A V``.
@@ -101,13 +111,7 @@ class CurvatureOperator(_SquareMatrix):
 
     def to_dense(self, chunk_size: int = 256) -> Tensor:
         """The dense ``(D, D)`` matrix, built from products with unit-vector blocks."""
-        check_memory(
-            self.dim * self.dim,
-            self.dtype,
-            f"{self.name}.to_dense(): a dense ({self.dim}, {self.dim}) matrix",
-            "products (A @ v) and solve(), which need no dense matrix",
-            device=self.device,
-        )
+        self._check_dense("products (A @ v) and solve(), which need no dense matrix")
         columns = []
         starts = range(0, self.dim, chunk_size)
         for start in progress(starts, len(starts), f"{self.name}.to_dense", min_total=8):
@@ -210,6 +214,13 @@ class _BlockMatrix(_SquareMatrix):
 
     def _operator(self, matmat: MatMat, name: str) -> CurvatureOperator:
         return CurvatureOperator(matmat, self.dim, self.dtype, self.device, name=name)
+
+    def _dense_zeros(self) -> Tensor:
+        """A zero ``(D, D)`` matrix for ``to_dense()``, after the memory check."""
+        self._check_dense(
+            "products (A @ v), solve(), diag() and trace(), which need no dense matrix"
+        )
+        return torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
 
     def to_operator(self) -> CurvatureOperator:
         """Return a matrix-free :class:`CurvatureOperator` view (products use the blocks)."""
