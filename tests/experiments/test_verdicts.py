@@ -3,7 +3,7 @@ import math
 import pytest
 
 from fisherlab.experiments.base import NOT_DECIDABLE, Claim
-from fisherlab.experiments.verdicts import fmt, greater_by_se, interior, mean_se
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, interior, mean_se
 
 
 def _claim(holds, premise_holds):
@@ -76,3 +76,8 @@ def test_interior():
 
 def test_fmt():
     assert fmt(3.14159265) == "3.142" and fmt(float("nan")) == "nan"
+
+
+def test_fmt_mean_se():
+    assert fmt_mean_se([1.0, 2.0, 3.0]) == "2 ± 0.58"
+    assert fmt_mean_se([1.23456], 3) == "1.23"

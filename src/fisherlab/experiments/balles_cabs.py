@@ -47,7 +47,7 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, greater_by_se, interior, mean_se
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, interior, mean_se
 
 __all__ = ["CABSConfig", "EXPERIMENT", "train"]
 
@@ -457,11 +457,6 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
     return [p1, p2]
 
 
-def _ms(values: list[float], digits: int = 4) -> str:
-    m, se = mean_se(values)
-    return f"{fmt(m, digits)}±{fmt(se, 2)}"
-
-
 #: largest fraction of steps CABS may spend clipped at ``min_batch`` for the rule to count
 #: as adapting (the premise of every claim)
 MAX_CLIPPED = 0.5
@@ -508,7 +503,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             "and the Competitor (thesis: on SVHN and the CIFARs, not on MNIST)",
             measured="log10 final training loss at the budget, mean±se: "
             + ", ".join(
-                f"{k} ({v['variant']}, α={fmt(v['lr'], 3)}) {_ms(v[key], 3)}"
+                f"{k} ({v['variant']}, α={fmt(v['lr'], 3)}) {fmt_mean_se(v[key], 3)}"
                 for k, v in sel.items()
             )
             + f"; {clip_txt} ({tuning_txt})",
@@ -529,7 +524,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             claim="CABS achieves the best test accuracy of all batch-size strategies (thesis: on "
             "3 of 4 problems, with margins of 0-1.4 points)",
             measured="max test accuracy, mean±se: "
-            + ", ".join(f"{k} {_ms(v[acc])}" for k, v in sel.items())
+            + ", ".join(f"{k} {fmt_mean_se(v[acc])}" for k, v in sel.items())
             + f"; strategies above CABS by > 2 se: {', '.join(beaten) or 'none'} ({tuning_txt})",
             holds=top and not beaten,
             source=SOURCE_42,

@@ -39,7 +39,7 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, greater_by_se, interior, mean_se
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, interior, mean_se
 
 __all__ = [
     "ALL_METHODS",
@@ -436,11 +436,6 @@ def _values(results: dict[str, Any], p: str, m: str, key: str) -> list[float]:
     return [float(v) for v in results["problems"][p][m][key]]
 
 
-def _ms(values: Sequence[float], digits: int = 3) -> str:
-    m, se = mean_se(values)
-    return f"{fmt(m, digits)}±{fmt(se, 2)}"
-
-
 def better_by_se(results: dict[str, Any], p: str, a: str, b: str, key: str, lower: bool) -> bool:
     """Whether ``a`` beats ``b`` on ``key`` by more than 2 standard errors (``lower``: less)."""
     va, vb = _values(results, p, a, key), _values(results, p, b, key)
@@ -462,7 +457,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     out: list[Claim] = []
 
     def lf(p: str, m: str) -> str:
-        return _ms(_values(results, p, m, key))
+        return fmt_mean_se(_values(results, p, m, key), 3)
 
     # 1) the sign aspect dominates: methods cluster by sign / non-sign
     parts, verdicts = [], []
@@ -554,10 +549,10 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     acc = "max_test_acc"
     gap = [p for p in problems if better_by_se(results, p, "M-SGD", "ADAM", acc, lower=False)]
     parts = [
-        f"{p}: max test acc M-SGD {_ms(_values(results, p, 'M-SGD', acc), 4)}, ADAM "
-        f"{_ms(_values(results, p, 'ADAM', acc), 4)}, M-SSD "
-        f"{_ms(_values(results, p, 'M-SSD', acc), 4)}, M-SVAG "
-        f"{_ms(_values(results, p, 'M-SVAG', acc), 4)}"
+        f"{p}: max test acc M-SGD {fmt_mean_se(_values(results, p, 'M-SGD', acc), 4)}, ADAM "
+        f"{fmt_mean_se(_values(results, p, 'ADAM', acc), 4)}, M-SSD "
+        f"{fmt_mean_se(_values(results, p, 'M-SSD', acc), 4)}, M-SVAG "
+        f"{fmt_mean_se(_values(results, p, 'M-SVAG', acc), 4)}"
         for p in problems
     ]
     holds4 = all(

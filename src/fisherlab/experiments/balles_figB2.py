@@ -21,7 +21,6 @@ from typing import Any
 from fisherlab.experiments.balles_fig5_4 import (
     TUNING_PREMISE,
     TuningConfig,
-    _ms,
     _problems_with,
     _values,
     better_by_se,
@@ -31,6 +30,7 @@ from fisherlab.experiments.balles_fig5_4 import (
 )
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
+from fisherlab.experiments.verdicts import fmt_mean_se
 
 __all__ = ["EXPERIMENT", "FigB2Config"]
 
@@ -71,8 +71,8 @@ def claims(results: dict[str, Any]) -> list[Claim]:
                 "than M-SVAG on some problems (thesis: better on P2, slightly worse on P3)",
                 measured="log10 final training loss, mean±se: "
                 + "; ".join(
-                    f"{p}: SVAG {_ms(_values(results, p, 'SVAG', key))}, M-SVAG "
-                    f"{_ms(_values(results, p, 'M-SVAG', key))}"
+                    f"{p}: SVAG {fmt_mean_se(_values(results, p, 'SVAG', key), 3)}, M-SVAG "
+                    f"{fmt_mean_se(_values(results, p, 'M-SVAG', key), 3)}"
                     for p in problems
                 )
                 + f" → SVAG lower on: {', '.join(svag_better) or 'none'}; higher on: "
@@ -98,7 +98,8 @@ def claims(results: dict[str, Any]) -> list[Claim]:
                 "values than ADAM (thesis: on P2; on par on P3)",
                 measured="minimal training loss, mean±se: "
                 + "; ".join(
-                    f"{p}: ADAM* {_ms(logs[p, 'ADAM*'])}, ADAM {_ms(logs[p, 'ADAM'])}"
+                    f"{p}: ADAM* {fmt_mean_se(logs[p, 'ADAM*'], 3)}, "
+                    f"ADAM {fmt_mean_se(logs[p, 'ADAM'], 3)}"
                     for p in problems
                 )
                 + f" → ADAM* lower on: {', '.join(star_better) or 'none'}; higher on: "

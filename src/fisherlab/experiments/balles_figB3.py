@@ -27,7 +27,6 @@ from typing import Any
 from fisherlab.experiments.balles_fig5_4 import (
     TUNING_PREMISE,
     TuningConfig,
-    _ms,
     _problems_with,
     _values,
     plot_methods,
@@ -36,7 +35,7 @@ from fisherlab.experiments.balles_fig5_4 import (
 )
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, mean_se, se_of_difference
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, mean_se, se_of_difference
 
 __all__ = ["EXPERIMENT", "FigB3Config", "LOSS_MARGIN", "ACC_MARGIN", "MAX_SHRINKAGE"]
 
@@ -97,7 +96,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
         )
         verdicts.append(lk and ak)
         parts.append(
-            f"{p}: log10 final loss mb {_ms(mb)} vs {_ms(ma)} (difference "
+            f"{p}: log10 final loss mb {fmt_mean_se(mb, 3)} vs {fmt_mean_se(ma, 3)} (difference "
             f"{fmt(ld, 3)}±{fmt(lse, 2)}); max test acc difference {fmt(ad, 3)}±{fmt(ase, 2)}; "
             f"step shrinkage mb {fmt(shrink[p, 'M-SVAG-mb'], 3)}, M-SVAG "
             f"{fmt(shrink[p, 'M-SVAG'], 3)}"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "fmt",
+    "fmt_mean_se",
     "greater_by_se",
     "interior",
     "mean_se",
@@ -95,3 +96,13 @@ def fmt(x: float, digits: int = 4) -> str:
     if not math.isfinite(x):
         return str(x)
     return f"{x:.{digits}g}"
+
+
+def fmt_mean_se(values: Sequence[float], digits: int = 4) -> str:
+    """Format values over seeds as ``"mean ± se"``.
+
+    ``digits`` significant digits for the mean, 2 for the standard error; the mean alone
+    when one seed gives no standard error.
+    """
+    m, se = mean_se(values)
+    return f"{fmt(m, digits)} ± {fmt(se, 2)}" if math.isfinite(se) else fmt(m, digits)

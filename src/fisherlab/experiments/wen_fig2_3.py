@@ -46,7 +46,7 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, greater_by_se, mean_se
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, mean_se
 from fisherlab.experiments.wen_common import Regime, evaluate, load_data, make_cnn, train
 
 __all__ = ["EXPERIMENT", "Fig23Config", "REGIMES", "fisher_frobenius"]
@@ -268,7 +268,7 @@ def run(cfg: Fig23Config, ctx: RunContext) -> dict[str, Any]:
                         n,
                         curves[n]["final_loss"],
                         curves[n]["final_error"],
-                        _mean_se_text(curves[n]["tail_loss_per_seed"]),
+                        fmt_mean_se(curves[n]["tail_loss_per_seed"]),
                         mean_var[n],
                     ]
                     for n in REGIMES
@@ -285,11 +285,6 @@ def run(cfg: Fig23Config, ctx: RunContext) -> dict[str, Any]:
             },
         },
     }
-
-
-def _mean_se_text(values: list[float]) -> str:
-    m, se = mean_se(values)
-    return f"{fmt(m)} ± {fmt(se, 2)}" if math.isfinite(se) else fmt(m)
 
 
 def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -362,7 +357,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     ratios = [f / d if d > 0 else math.nan for f, d in zip(fro["full"], fro["diag"], strict=True)]
     p_full, p_diag = _position(tail, "LB+full F"), _position(tail, "LB+diag F")
     lb_faster = greater_by_se(tail["SB"], tail["LB"])
-    tails = "; ".join(f"{n} {_mean_se_text(tail[n])}" for n in REGIMES)
+    tails = "; ".join(f"{n} {fmt_mean_se(tail[n])}" for n in REGIMES)
     convergence_premise = (
         "LB trains faster per update than SB: SB's mean training loss over the last quarter "
         "of the updates exceeds LB's by more than 2 standard errors over seeds"

@@ -81,7 +81,7 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, greater_by_se, mean_se
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, mean_se
 
 __all__ = ["EXPERIMENT", "Fig4Config", "NOISES"]
 
@@ -396,16 +396,12 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     lr = results["lr"]
     lam_min, lam_max = results["eigenvalues"]
 
-    def ms(values: list[float]) -> str:
-        m, se = mean_se(values)
-        return f"{fmt(m)} ± {fmt(se, 2)}"
-
     return [
         Claim(
             claim="Adding diagonal Fisher noise converges to a lower loss than full Fisher "
             f"noise (Fig. 4: α = {lr:g}, {K} iterations)",
             measured=f"mean loss over the last {results['last']} iterations, over {chains} "
-            f"chains: full {ms(last['full'])}, diagonal {ms(last['diag'])}",
+            f"chains: full {fmt_mean_se(last['full'])}, diagonal {fmt_mean_se(last['diag'])}",
             holds=greater_by_se(last["full"], last["diag"]),
             source="Wen et al. 2020, Fig. 4",
             criterion="mean over chains of the full-noise loss − the diagonal's > 2 standard "
@@ -424,7 +420,8 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             f"(small-α expansion α/4·Tr(CCᵀ) + α²/8·Tr(CᵀAC): "
             f"{fmt(th['full']['stationary_loss_expansion'])} vs "
             f"{fmt(th['diag']['stationary_loss_expansion'])}, poor since αλ_max = "
-            f"{fmt(lr * lam_max, 3)}); measured {ms(last['full'])} vs {ms(last['diag'])}, "
+            f"{fmt(lr * lam_max, 3)}); measured {fmt_mean_se(last['full'])} vs "
+            f"{fmt_mean_se(last['diag'])}, "
             "deviation from the exact value in standard errors: "
             + ", ".join(f"{n} {fmt(deviation[n], 2)}" for n in NOISES),
             holds=greater_by_se(last[larger], last[smaller])
@@ -441,7 +438,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             claim="With α_k = 2/((k+γ)λ_min), E[L(θ_k)] ≤ ν/(k+γ), "
             "ν = max(2Tr(CᵀAC)/λ²_min, γL(θ0)) (Theorem 4.1)",
             measured="; ".join(
-                f"{LABELS[n]}: measured {ms(final[n])}, exact "
+                f"{LABELS[n]}: measured {fmt_mean_se(final[n])}, exact "
                 f"{fmt(th[n]['exact_decaying_final'])} ≤ bound {fmt(th[n]['bound_at_K'])}"
                 for n in NOISES
             )
@@ -461,8 +458,9 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             claim="Under the Theorem 4.1 schedule the convergence is governed by Tr(CᵀAC), "
             "not by the second moment: the noise with the larger Tr(CᵀAC) (full) ends at the "
             "higher loss (Sec. 4)",
-            measured=f"E[L] at k = {K} over {chains} chains: full {ms(final['full'])}, "
-            f"diagonal {ms(final['diag'])} (exact {fmt(th['full']['exact_decaying_final'])} "
+            measured=f"E[L] at k = {K} over {chains} chains: full {fmt_mean_se(final['full'])}, "
+            f"diagonal {fmt_mean_se(final['diag'])} "
+            f"(exact {fmt(th['full']['exact_decaying_final'])} "
             f"vs {fmt(th['diag']['exact_decaying_final'])}). The exact recursion gives "
             "(k+γ)E[L_k] → κ = Σ_i 2λ_i s_i/(λ_min(4λ_i − λ_min)), s_i the noise variance "
             "along eigenvector i: κ lies between Tr(CCᵀ)/(2λ_min) and (2/3)Tr(CCᵀ)/λ_min, so "
