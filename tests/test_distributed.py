@@ -1,7 +1,6 @@
 """Two CPU ranks on the gloo backend see the quantities of the whole data set."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -9,17 +8,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import fisherlab as fl
+from ddp_spawn import free_port, small_problem
 
 
 def _problem():
-    g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)  # the same initial model in every process
-    model = torch.nn.Sequential(
-        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
-    ).double()
-    X = torch.randn(10, 3, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 2, (10,), generator=g)
-    return model, X, y
+    return small_problem(0, 2)
 
 
 def _quantities(c):
@@ -48,15 +41,9 @@ def _rank(rank, world_size, port, reduction, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_two_gloo_ranks_match_one_process(tmp_path, reduction):
-    mp.spawn(_rank, args=(2, _free_port(), reduction, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, free_port(), reduction, str(tmp_path)), nprocs=2, join=True)
     model, X, y = _problem()
     expected = _quantities(fl.Curvature(model, fl.Categorical(), X, y, reduction=reduction))
     for rank in range(2):
@@ -98,7 +85,7 @@ def _structured_rank(rank, world_size, port, out_dir):
 
 
 def test_structured_forms_sum_over_ranks_or_refuse(tmp_path):
-    mp.spawn(_structured_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_structured_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     model, X, y = _problem()
     kfac = fl.Curvature(model, fl.Categorical(), X, y).fisher(form="kfac").to_dense()
     for rank in range(2):

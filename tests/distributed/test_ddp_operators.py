@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ddp_spawn import two_ranks
 
 import fisherlab as fl
+from ddp_spawn import small_problem, two_ranks
 
 LIK = fl.Categorical()
 SHARDS = (slice(0, 6), slice(6, 10))
 
 
 def _problem():
-    g = torch.Generator().manual_seed(2)
-    torch.manual_seed(2)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
-    ).double()
-    X = torch.randn(10, 3, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 3, (10,), generator=g)
-    return model, X, y
+    return small_problem(2, 3)
 
 
 def _spectra(X, y) -> dict[str, object]:

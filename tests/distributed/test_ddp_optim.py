@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ddp_spawn import two_ranks
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import fisherlab as fl
+from ddp_spawn import small_problem, two_ranks
 from fisherlab.engine.hooks import collect
 
 LIK = fl.Categorical()
@@ -24,14 +24,7 @@ KINDS = ("msvag", "minibatch_msvag", "kfac", "noise")
 
 
 def _problem():
-    g = torch.Generator().manual_seed(1)
-    torch.manual_seed(1)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
-    ).double()
-    X = torch.randn(10, 3, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 3, (10,), generator=g)
-    return model, X, y
+    return small_problem(1, 3)
 
 
 def _flat(model) -> torch.Tensor:

@@ -8,7 +8,6 @@ shard. The ranks finish together: no collective is left waiting.
 
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -16,20 +15,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import fisherlab as fl
+from ddp_spawn import free_port, small_problem
 from fisherlab.monitor import EFvsFisher, HessianMaxEigenvalue, Monitor
 
 TRACK = ("loss", "variance_trace", "noise_to_signal")
 
 
 def _problem():
-    g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
-    ).double()
-    X = torch.randn(10, 3, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 2, (10,), generator=g)
-    return model, X, y
+    return small_problem(0, 2)
 
 
 def _instruments():
@@ -57,12 +50,6 @@ def _rank(rank, world_size, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _single(X, y):
     model = _problem()[0]
     mon = Monitor(model, fl.Categorical(), track=_instruments())
@@ -73,7 +60,7 @@ def _single(X, y):
 
 
 def test_two_gloo_ranks_log_global_statistics_and_their_own_products(tmp_path):
-    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     _, X, y = _problem()
     whole = _single(X, y)
     for rank in range(2):

@@ -13,11 +13,24 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import Tensor
 
 import fisherlab as fl
 
 #: seconds a spawned test may take before its ranks are stopped
 JOIN_TIMEOUT = 60.0
+
+
+def small_problem(seed: int, classes: int) -> tuple[torch.nn.Module, Tensor, Tensor]:
+    """A float64 3-4-``classes`` tanh MLP and 10 samples, the same in every process."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the same initial model on every rank
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, classes)
+    ).double()
+    X = torch.randn(10, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, classes, (10,), generator=g)
+    return model, X, y
 
 
 def free_port() -> int:
