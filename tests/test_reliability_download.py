@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from fisherlab.datasets import ChecksumError, DownloadError, download, sources
+from local_http import serving
 
 DATA = b"-2.3 0.568 4.78 3.99 3.17 0.125 0.11\n" * 50
 HTML = b"<!DOCTYPE html>\n<html><body>503 Service Unavailable</body></html>\n"
@@ -39,15 +39,8 @@ def server() -> Iterator[tuple[str, dict[str, str]]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}", state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield url, state
 
 
 @pytest.fixture

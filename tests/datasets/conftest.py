@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
 import types
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+
+from local_http import serving
 
 A1A = "+1 3:1 11:1 14:1 123:1 \n-1 1:1 5:1 \n\n-1 2:1 119:1 # a comment\n"
 
@@ -166,15 +167,8 @@ def file_server(tmp_path: Path) -> Iterator[FileServer]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield FileServer(f"http://127.0.0.1:{httpd.server_port}", root, requests)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield FileServer(url, root, requests)
 
 
 @pytest.fixture
