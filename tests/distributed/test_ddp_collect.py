@@ -14,10 +14,10 @@ import time
 
 import pytest
 import torch
-from ddp_spawn import spawn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import fisherlab as fl
+from ddp_spawn import spawn
 from fisherlab.distributed import CollectiveError
 from fisherlab.engine.hooks import collect
 
