@@ -6,6 +6,7 @@ import datetime
 import importlib
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank: int, world_size: int, port: int, out_dir: str, fn: Callable, args: tuple) -> None:
+def _rank(
+    rank: int,
+    world_size: int,
+    port: int,
+    out_dir: str,
+    fn: Callable,
+    args: tuple,
+    synchronise_exit: bool,
+) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     timeout = datetime.timedelta(seconds=JOIN_TIMEOUT)
@@ -49,20 +58,31 @@ def _rank(rank: int, world_size: int, port: int, out_dir: str, fn: Callable, arg
     try:
         result = fn(rank, world_size, out_dir, *args)
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+        if synchronise_exit:
+            dist.barrier()  # no rank tears down while another is still in a collective
     finally:
         fl.distributed.set_timeout(None)
         dist.destroy_process_group()
+    # Leave without interpreter finalisation: gloo's worker threads may still hold finished
+    # work objects whose destruction during finalisation aborts the process (SIGABRT).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
-def spawn(fn: Callable, world_size: int, out_dir: Path, *args: Any) -> list[Any]:
+def spawn(
+    fn: Callable, world_size: int, out_dir: Path, *args: Any, synchronise_exit: bool = True
+) -> list[Any]:
     """Run ``fn(rank, world_size, out_dir, *args)`` on ``world_size`` ranks; their returns.
 
-    The ranks are stopped (and the test fails) if they do not finish within
-    :data:`JOIN_TIMEOUT` seconds.
+    Each rank runs with a 30 s collective timeout (``fn`` may set another) and, unless
+    ``synchronise_exit`` is false (for tests that leave a collective unmatched on purpose),
+    waits at a barrier for the others before it tears its process group down. The ranks are
+    stopped (and the test fails) if they do not finish within :data:`JOIN_TIMEOUT` seconds.
     """
     context = mp.spawn(
         _rank,
-        args=(world_size, free_port(), str(out_dir), fn, args),
+        args=(world_size, free_port(), str(out_dir), fn, args, synchronise_exit),
         nprocs=world_size,
         join=False,
     )

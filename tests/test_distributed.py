@@ -1,14 +1,10 @@
 """Two CPU ranks on the gloo backend see the quantities of the whole data set."""
 
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import fisherlab as fl
-from ddp_spawn import free_port, small_problem
+from ddp_spawn import small_problem, spawn
 
 
 def _problem():
@@ -27,69 +23,55 @@ def _quantities(c):
     }
 
 
-def _rank(rank, world_size, port, reduction, out_dir):
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        model, X, y = _problem()
-        shard = slice(0, 6) if rank == 0 else slice(6, 10)  # unequal shards
-        c = fl.Curvature(model, fl.Categorical(), X[shard], y[shard], reduction=reduction)
-        assert c.distributed and c.num_samples == 10
-        torch.save(_quantities(c), os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _rank(rank, world_size, out_dir, reduction):
+    model, X, y = _problem()
+    shard = slice(0, 6) if rank == 0 else slice(6, 10)  # unequal shards
+    c = fl.Curvature(model, fl.Categorical(), X[shard], y[shard], reduction=reduction)
+    assert c.distributed and c.num_samples == 10
+    return _quantities(c)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_two_gloo_ranks_match_one_process(tmp_path, reduction):
-    mp.spawn(_rank, args=(2, free_port(), reduction, str(tmp_path)), nprocs=2, join=True)
+    ranks = spawn(_rank, 2, tmp_path, reduction)
     model, X, y = _problem()
     expected = _quantities(fl.Curvature(model, fl.Categorical(), X, y, reduction=reduction))
-    for rank in range(2):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
+    for got in ranks:
         for name, value in expected.items():
             torch.testing.assert_close(got[name], value, rtol=1e-12, atol=1e-14, msg=name)
 
 
-def _structured_rank(rank, world_size, port, out_dir):
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        model, X, y = _problem()
-        shard = slice(0, 6) if rank == 0 else slice(6, 10)
-        c = fl.Curvature(model, fl.Categorical(), X[shard], y[shard])
-        v = torch.ones(c.num_params, dtype=torch.float64)
-        mc = {"form": "operator", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
-        mc_dense = {"form": "dense", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
-        out = {
-            "kfac": c.fisher(form="kfac").to_dense(),
-            "mc_operator": c.fisher(**mc) @ v,
-            "mc_dense": c.fisher(**mc_dense) @ v,
-        }
-        for name, call in {
-            "blockdiag": lambda: c.fisher(form="blockdiag"),
-            "noise_full": lambda: fl.noise.FisherNoise(
-                model, fl.Categorical(), X[shard], y[shard]
-            ).sample(torch.Generator().manual_seed(0)),
-        }.items():
-            try:
-                call()
-                out[name] = "no error"
-            except NotImplementedError as error:
-                out[name] = str(error)
-        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _structured_rank(rank, world_size, out_dir):
+    model, X, y = _problem()
+    shard = slice(0, 6) if rank == 0 else slice(6, 10)
+    c = fl.Curvature(model, fl.Categorical(), X[shard], y[shard])
+    v = torch.ones(c.num_params, dtype=torch.float64)
+    mc = {"form": "operator", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
+    mc_dense = {"form": "dense", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
+    out = {
+        "kfac": c.fisher(form="kfac").to_dense(),
+        "mc_operator": c.fisher(**mc) @ v,
+        "mc_dense": c.fisher(**mc_dense) @ v,
+    }
+    for name, call in {
+        "blockdiag": lambda: c.fisher(form="blockdiag"),
+        "noise_full": lambda: fl.noise.FisherNoise(
+            model, fl.Categorical(), X[shard], y[shard]
+        ).sample(torch.Generator().manual_seed(0)),
+    }.items():
+        try:
+            call()
+            out[name] = "no error"
+        except NotImplementedError as error:
+            out[name] = str(error)
+    return out
 
 
 def test_structured_forms_sum_over_ranks_or_refuse(tmp_path):
-    mp.spawn(_structured_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = spawn(_structured_rank, 2, tmp_path)
     model, X, y = _problem()
     kfac = fl.Curvature(model, fl.Categorical(), X, y).fisher(form="kfac").to_dense()
-    for rank in range(2):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
+    for got in ranks:
         torch.testing.assert_close(got["kfac"], kfac, rtol=1e-12, atol=1e-14)
         # the same draws on each rank: the operator sums over ranks like the dense form
         torch.testing.assert_close(got["mc_operator"], got["mc_dense"], rtol=1e-12, atol=1e-14)

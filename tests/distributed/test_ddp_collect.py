@@ -123,7 +123,9 @@ def _weighted(parts: list[tuple[int, object]]):
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    return spawn(_rank, 3, tmp_path_factory.mktemp("ddp_collect"))
+    # the last scenario leaves rank 0's collective unmatched: no exit barrier after it
+    directory = tmp_path_factory.mktemp("ddp_collect")
+    return spawn(_rank, 3, directory, synchronise_exit=False)
 
 
 def test_every_statistic_of_a_ddp_step_is_the_concatenated_batch_value(ranks):

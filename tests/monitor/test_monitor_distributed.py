@@ -10,12 +10,9 @@ import json
 import os
 
 import pytest
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import fisherlab as fl
-from ddp_spawn import free_port, small_problem
+from ddp_spawn import small_problem, spawn
 from fisherlab.monitor import EFvsFisher, HessianMaxEigenvalue, Monitor
 
 TRACK = ("loss", "variance_trace", "noise_to_signal")
@@ -33,21 +30,15 @@ def _shard(rank):
     return slice(0, 6) if rank == 0 else slice(6, 10)
 
 
-def _rank(rank, world_size, port, out_dir):
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        model, X, y = _problem()
-        s = _shard(rank)
-        log = os.path.join(out_dir, f"rank{rank}.jsonl")
-        with Monitor(model, fl.Categorical(), track=_instruments(), log=log) as mon:
-            for _ in range(2):
-                with mon.step(X[s], y[s]) as step:
-                    step.loss(model(X[s]), y[s]).backward()
-        dist.barrier()  # both ranks reach here: no collective was left waiting
-    finally:
-        dist.destroy_process_group()
+def _rank(rank, world_size, out_dir):
+    model, X, y = _problem()
+    s = _shard(rank)
+    log = os.path.join(out_dir, f"rank{rank}.jsonl")
+    with Monitor(model, fl.Categorical(), track=_instruments(), log=log) as mon:
+        for _ in range(2):
+            with mon.step(X[s], y[s]) as step:
+                step.loss(model(X[s]), y[s]).backward()
+    # spawn's exit barrier then shows both ranks got here: no collective was left waiting
 
 
 def _single(X, y):
@@ -60,7 +51,7 @@ def _single(X, y):
 
 
 def test_two_gloo_ranks_log_global_statistics_and_their_own_products(tmp_path):
-    mp.spawn(_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn(_rank, 2, tmp_path)
     _, X, y = _problem()
     whole = _single(X, y)
     for rank in range(2):
