@@ -42,9 +42,9 @@ _EXPORTS = {
     "KFAC": "fisherlab.representations.kfac",
     "Monitor": "fisherlab.monitor",
     "Quantity": "fisherlab.quantities",
-    "available_forms": "fisherlab.representations",
+    "available_forms": "fisherlab.forms",
     "from_loss": "fisherlab.likelihoods",
-    "register_form": "fisherlab.representations",
+    "register_form": "fisherlab.forms",
 }
 
 

@@ -45,7 +45,6 @@ from torch.func import vjp, vmap
 
 from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
-from fisherlab.quantities import Quantity, QuantitySpec
 
 __all__ = [
     "NoiseSampler",
@@ -108,7 +107,7 @@ class NoiseSampler(ABC):
     @property
     def scale(self) -> float:
         """``c``: ``1/N`` (mean reduction) or 1 (sum)."""
-        return 1.0 / self.curvature.num_samples if self.curvature.reduction == "mean" else 1.0
+        return self.curvature.scaling.c
 
     def update(self, generator: torch.Generator | None = None) -> None:
         """Recompute the structured covariance at the model's current parameters."""
@@ -270,9 +269,8 @@ class GradientCovarianceNoise(EmpiricalFisherNoise):
         return self.curvature.covariance(form=form, unbiased=self.unbiased)
 
     def _full_scale(self) -> float:
-        c = self.curvature
-        spec = QuantitySpec(Quantity.COVARIANCE, unbiased=self.unbiased)
-        return c.second_moment_scale() * c.covariance_scale(spec)
+        scaling = self.curvature.scaling
+        return scaling.a * scaling.unbiased_factor(self.unbiased)
 
     def _sample_full(self, n: int, generator: torch.Generator | None) -> Tensor:
         self._weight_sums: list[Tensor] = []

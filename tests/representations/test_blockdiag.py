@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 import fisherlab as fl
+from fisherlab.forms.blockdiag import compute_blockdiag
 from fisherlab.quantities import Quantity, QuantitySpec
-from fisherlab.representations.blockdiag import BlockDiagonal, compute_blockdiag
+from fisherlab.representations.blockdiag import BlockDiagonal
 
 DT = torch.float64
 

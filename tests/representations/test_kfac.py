@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import fisherlab as fl
-from fisherlab.representations.kfac import KFAC, unfold_input, unfold_output
+from fisherlab.forms.kfac import unfold_input, unfold_output
+from fisherlab.representations.kfac import KFAC
 
 DT = torch.float64
 METHODS = ["fisher", "ggn", "empirical_fisher"]

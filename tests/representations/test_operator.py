@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fisherlab as fl
-from fisherlab.representations import registry
+from fisherlab.forms import registry
 from fisherlab.representations.operator import CurvatureOperator
 from oracles import assert_close
 

@@ -177,7 +177,7 @@ class PreconditionedGD(torch.optim.Optimizer):
             raise ValueError("mc_samples applies to preconditioner='fisher' only")
         if generator is not None and mc_samples is None:
             raise ValueError("generator only affects the Monte-Carlo Fisher: pass mc_samples")
-        from fisherlab.representations import available_forms
+        from fisherlab.forms import available_forms
 
         if not isinstance(form, str) or form not in available_forms():
             raise ValueError(f"form must be one of {', '.join(available_forms())}, got {form!r}")

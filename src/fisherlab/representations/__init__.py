@@ -1,20 +1,13 @@
-"""Representations: the structure a quantity is returned in (``form=...``).
+"""Representations: the matrix objects a quantity is returned in.
 
-Built-in forms: ``"dense"``, ``"diag"``, ``"operator"``. Further forms register themselves
-with :func:`register_form`.
+Pure matrices built from tensors — :class:`CurvatureOperator` (matrix-free),
+:class:`KFAC` (Kronecker-factored blocks), :class:`BlockDiagonal` — with one interface:
+``@``, ``solve(v, damping)``, ``sqrt``/``power``, ``diag``, ``trace``, ``to_dense`` and
+``to_scipy``. They know no model, no data and no engine; :mod:`fisherlab.forms` builds them.
 """
 
-from fisherlab.representations import basic, blockdiag, kfac  # register their forms
+from fisherlab.representations.blockdiag import Block, BlockDiagonal
+from fisherlab.representations.kfac import KFAC, KroneckerBlock
 from fisherlab.representations.operator import CurvatureOperator
-from fisherlab.representations.registry import Form, available_forms, build, register_form
 
-__all__ = [
-    "CurvatureOperator",
-    "Form",
-    "available_forms",
-    "build",
-    "register_form",
-    "basic",
-    "blockdiag",
-    "kfac",
-]
+__all__ = ["Block", "BlockDiagonal", "CurvatureOperator", "KFAC", "KroneckerBlock"]

@@ -10,12 +10,11 @@ from the empirical Fisher's batch sums and the gradient (see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
 from fisherlab import distributed as fl_distributed
+from fisherlab.forms.registry import Source, register_form
 from fisherlab.quantities import (
     Quantity,
     QuantitySpec,
@@ -25,11 +24,7 @@ from fisherlab.quantities import (
     mc_factors,
 )
 from fisherlab.representations.operator import CurvatureOperator
-from fisherlab.representations.registry import register_form
 from fisherlab.validation import check_memory
-
-if TYPE_CHECKING:
-    from fisherlab.curvature import Curvature
 
 __all__ = ["dense", "diag", "operator"]
 
@@ -39,7 +34,7 @@ _FAST_DIAGONALS = ("empirical_fisher", "fisher", "ggn", "fisher_mc")
 
 
 @register_form("dense")
-def dense(curvature: Curvature, spec: QuantitySpec) -> Tensor:
+def dense(curvature: Source, spec: QuantitySpec) -> Tensor:
     """The quantity as a dense ``(D, D)`` matrix (refused above the memory limit)."""
     D = curvature.num_params
     theta = curvature.functional_model.flat_params()
@@ -56,13 +51,11 @@ def dense(curvature: Curvature, spec: QuantitySpec) -> Tensor:
     if spec.kind is Quantity.COVARIANCE:
         raw = curvature.batch_sum(lambda fm, X, y: batch_dense(fm, X, y, _EMPIRICAL))
         g = curvature.gradient()
-        return curvature.covariance_scale(spec) * (
-            curvature.second_moment_scale() * raw - torch.outer(g, g)
-        )
+        return curvature.scaling.covariance(raw, torch.outer(g, g), spec.unbiased)
     return curvature.normalize(curvature.batch_sum(lambda fm, X, y: batch_dense(fm, X, y, spec)))
 
 
-def _diagonal_sum(curvature: Curvature, spec: QuantitySpec) -> Tensor:
+def _diagonal_sum(curvature: Source, spec: QuantitySpec) -> Tensor:
     """``Σ_n diag(Q_n)`` by the fast per-layer engine where it applies, else generically."""
     if curvature.diagonal_engine == "hooks" and spec.kind.value in _FAST_DIAGONALS:
         from fisherlab.engine.hooks.diagonals import batch_diagonal
@@ -77,17 +70,17 @@ def _diagonal_sum(curvature: Curvature, spec: QuantitySpec) -> Tensor:
 
 
 @register_form("diag")
-def diag(curvature: Curvature, spec: QuantitySpec) -> Tensor:
+def diag(curvature: Source, spec: QuantitySpec) -> Tensor:
     """The diagonal of the quantity, ``(D,)``, computed without a ``(D, D)`` matrix."""
     if spec.kind in _NOISE:
         raw = _diagonal_sum(curvature, _EMPIRICAL)
         g = curvature.gradient()
-        return curvature.covariance_scale(spec) * (curvature.second_moment_scale() * raw - g**2)
+        return curvature.scaling.covariance(raw, g**2, spec.unbiased)
     return curvature.normalize(_diagonal_sum(curvature, spec))
 
 
 @register_form("operator")
-def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
+def operator(curvature: Source, spec: QuantitySpec) -> CurvatureOperator:
     """A matrix-free operator: products by Jacobian-vector and vector-Jacobian products.
 
     The operator represents the quantity at the parameters it was created at: a product
@@ -100,12 +93,12 @@ def operator(curvature: Curvature, spec: QuantitySpec) -> CurvatureOperator:
         matmat = lambda V: variance.unsqueeze(1) * V  # noqa: E731
     elif spec.kind is Quantity.COVARIANCE:
         g = curvature.gradient()
-        a = curvature.second_moment_scale()
-        c = curvature.covariance_scale(spec)
+        scaling = curvature.scaling
+        scaling.unbiased_factor(spec.unbiased)  # refuse N < 2 now, not at the first product
 
         def matmat(V: Tensor) -> Tensor:
             raw = curvature.batch_sum(lambda fm, X, y: batch_matvec(fm, X, y, _EMPIRICAL, V))
-            return c * (a * raw - torch.outer(g, g @ V))
+            return scaling.covariance(raw, torch.outer(g, g @ V), spec.unbiased)
     elif spec.kind is Quantity.FISHER_MC:
         batches = list(curvature.batches())
         factors = [mc_factors(fm, X, spec.mc_samples or 1, spec.generator) for X, _ in batches]
