@@ -15,9 +15,9 @@ quantity              per-sample term :math:`Q_n`
 ``HESSIAN``           :math:`\nabla_\theta^2 l_n`
 ===================  ==================================================================
 
-The functions here take one batch and return the batch sum in dense ``(D, D)``, diagonal
-``(D,)`` or matrix-product form. The covariance and variance are derived from the
-empirical Fisher and the gradient in :mod:`fisherlab.curvature`.
+The generic engine (:mod:`fisherlab.engine.generic`) computes their batch sums in dense,
+diagonal and matrix-product form; the covariance and variance are derived from the
+empirical Fisher and the gradient by the one rule of :class:`fisherlab.scaling.Scaling`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import Tensor
 
 from fisherlab.engine.functional import FunctionalModel
 
-__all__ = ["Quantity", "QuantitySpec", "batch_dense", "batch_diag", "batch_matvec"]
+__all__ = ["Quantity", "QuantitySpec", "exact_factors", "mc_factors", "factors"]
 
 
 class Quantity(str, Enum):
@@ -85,68 +85,8 @@ def exact_factors(fm: FunctionalModel, X: Tensor) -> Tensor:
     return fm.likelihood.sqrt_fisher_output(f)
 
 
-def _factors(fm: FunctionalModel, X: Tensor, spec: QuantitySpec) -> Tensor:
+def factors(fm: FunctionalModel, X: Tensor, spec: QuantitySpec) -> Tensor:
+    """The output factors of the Fisher of ``spec``: exact or Monte-Carlo, ``(N, C, K)``."""
     if spec.kind is Quantity.FISHER:
         return exact_factors(fm, X)
     return mc_factors(fm, X, spec.mc_samples or 1, spec.generator)
-
-
-def batch_dense(fm: FunctionalModel, X: Tensor, y: Tensor, spec: QuantitySpec) -> Tensor:
-    """``Σ_n Q_n`` over one batch as a dense ``(D, D)`` matrix."""
-    kind = spec.kind
-    if kind is Quantity.EMPIRICAL_FISHER:
-        G = fm.per_sample_gradients(X, y)
-        return G.T @ G
-    if kind in (Quantity.FISHER, Quantity.FISHER_MC):
-        rows = fm.sandwich_rows(X, _factors(fm, X, spec)).flatten(0, 1)
-        return rows.T @ rows
-    if kind is Quantity.GGN:
-        return fm.ggn_dense(X, y)
-    if kind is Quantity.HESSIAN:
-        return fm.hessian_dense(X, y)
-    raise ValueError(f"no batch-sum dense form for {kind.value}")
-
-
-def batch_diag(fm: FunctionalModel, X: Tensor, y: Tensor, spec: QuantitySpec) -> Tensor:
-    """Diagonal of ``Σ_n Q_n`` over one batch, ``(D,)``, without a ``(D, D)`` matrix."""
-    kind = spec.kind
-    if kind is Quantity.EMPIRICAL_FISHER:
-        return (fm.per_sample_gradients(X, y) ** 2).sum(0)
-    if kind in (Quantity.FISHER, Quantity.FISHER_MC):
-        return (fm.sandwich_rows(X, _factors(fm, X, spec)) ** 2).sum((0, 1))
-    if kind is Quantity.GGN:
-        return fm.ggn_diag(X, y)
-    if kind is Quantity.HESSIAN:
-        return fm.hessian_diag(X, y)
-    raise ValueError(f"no batch-sum diagonal form for {kind.value}")
-
-
-def batch_matvec(
-    fm: FunctionalModel,
-    X: Tensor,
-    y: Tensor,
-    spec: QuantitySpec,
-    V: Tensor,
-    mc_factor: Tensor | None = None,
-) -> Tensor:
-    """``(Σ_n Q_n) V`` over one batch for ``V`` of shape ``(D, k)``, matrix-free.
-
-    For ``FISHER_MC`` the sampled factors of the batch must be passed as ``mc_factor``
-    (``(N, C, S)``) so that repeated products use the same samples.
-    """
-    kind = spec.kind
-    if kind is Quantity.EMPIRICAL_FISHER:
-        return fm.gradient_outer_matvec(X, y, V)
-    if kind is Quantity.HESSIAN:
-        return fm.hessian_matvec(X, y, V)
-    if kind is Quantity.FISHER:
-        inner = fm.likelihood.fisher_output
-    elif kind is Quantity.GGN:
-        inner = lambda f: fm.likelihood.output_hessian(f, y)  # noqa: E731
-    elif kind is Quantity.FISHER_MC:
-        if mc_factor is None:
-            raise ValueError("FISHER_MC products need the batch's sampled factors")
-        inner = mc_factor @ mc_factor.transpose(1, 2)
-    else:
-        raise ValueError(f"no batch-sum product for {kind.value}")
-    return fm.sandwich_matvec(X, inner, V)

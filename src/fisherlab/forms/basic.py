@@ -14,15 +14,9 @@ import torch
 from torch import Tensor
 
 from fisherlab import distributed as fl_distributed
+from fisherlab.engine.generic import batch_dense, batch_diag, batch_matvec
 from fisherlab.forms.registry import Source, register_form
-from fisherlab.quantities import (
-    Quantity,
-    QuantitySpec,
-    batch_dense,
-    batch_diag,
-    batch_matvec,
-    mc_factors,
-)
+from fisherlab.quantities import Quantity, QuantitySpec, mc_factors
 from fisherlab.representations.operator import CurvatureOperator
 from fisherlab.validation import check_memory
 
