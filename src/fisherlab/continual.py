@@ -48,7 +48,6 @@ Example::
 from __future__ import annotations
 
 import math
-from enum import Enum
 from typing import Any
 
 import torch
@@ -56,16 +55,9 @@ from torch import Tensor
 
 from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
+from fisherlab.quantities import FisherType
 
 __all__ = ["EWC", "FisherType", "diagonal_fisher"]
-
-
-class FisherType(str, Enum):
-    """Which Fisher: exact (closed form), Monte-Carlo (sampled labels) or empirical."""
-
-    EXACT = "exact"
-    MC = "mc"
-    EMPIRICAL = "empirical"
 
 
 def _fisher_type(value: FisherType | str) -> FisherType:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from fisherlab.engine.functional import FunctionalModel
 
-__all__ = ["Quantity", "QuantitySpec", "exact_factors", "mc_factors", "factors"]
+__all__ = ["FisherType", "Quantity", "QuantitySpec", "exact_factors", "mc_factors", "factors"]
 
 
 class Quantity(str, Enum):
@@ -44,6 +44,26 @@ class Quantity(str, Enum):
     HESSIAN = "hessian"
     COVARIANCE = "covariance"
     VARIANCE = "variance"
+
+
+class FisherType(str, Enum):
+    """Which Fisher: exact (closed form), Monte-Carlo (sampled labels) or empirical."""
+
+    EXACT = "exact"
+    MC = "mc"
+    EMPIRICAL = "empirical"
+
+    @property
+    def quantity(self) -> Quantity:
+        """The :class:`Quantity` this Fisher is."""
+        return _FISHER_QUANTITY[self]
+
+
+_FISHER_QUANTITY = {
+    FisherType.EXACT: Quantity.FISHER,
+    FisherType.MC: Quantity.FISHER_MC,
+    FisherType.EMPIRICAL: Quantity.EMPIRICAL_FISHER,
+}
 
 
 @dataclass(frozen=True)

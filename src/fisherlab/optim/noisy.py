@@ -60,10 +60,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from fisherlab.continual import FisherType
 from fisherlab.curvature import Curvature
 from fisherlab.likelihoods import Likelihood
 from fisherlab.noise import EmpiricalFisherNoise, FisherNoise, MultiplicativeNoise, NoiseSampler
+from fisherlab.quantities import FisherType
 from fisherlab.representations.kfac import KFAC
 
 from ._utils import Params, check_lr, trainable_parameters
