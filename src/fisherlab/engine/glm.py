@@ -23,6 +23,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from fisherlab.likelihoods import Categorical, Likelihood
+from fisherlab.scaling import Scaling
 from fisherlab.validation import check_batch, check_reduction
 
 __all__ = ["LinearModel"]
@@ -55,7 +56,8 @@ class LinearModel:
         likelihood.check_targets(self.y, self.y)
         self.likelihood = likelihood
         self.reduction = reduction
-        self.scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
+        self.scaling = Scaling(reduction, X.shape[0])
+        self.scale = self.scaling.c
         self._outer: Tensor | None = None
 
     @property
@@ -123,10 +125,9 @@ class LinearModel:
         ``a = 1/N`` (mean) or ``N`` (sum), so that ``Σ`` is the covariance of the one-sample
         gradient estimate; shape ``(..., D, D)``.
         """
-        N = self.X.shape[0]
-        a = 1.0 / N if self.reduction == "mean" else float(N)
         g = self.gradient(theta)
-        return a / self.scale * self.empirical_fisher(theta) - g.unsqueeze(-1) * g.unsqueeze(-2)
+        outer = g.unsqueeze(-1) * g.unsqueeze(-2)
+        return self.scaling.a / self.scale * self.empirical_fisher(theta) - outer
 
     def hessian(self, theta: Tensor) -> Tensor:
         """``∇²L = c Xᵀ diag(∇²_f l_n) X``, shape ``(..., D, D)``."""

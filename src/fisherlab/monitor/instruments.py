@@ -55,6 +55,7 @@ from torch import Tensor
 from fisherlab.engine.hooks import Collector, Statistic
 from fisherlab.likelihoods import Likelihood
 from fisherlab.representations import CurvatureOperator
+from fisherlab.scaling import Scaling
 
 __all__ = [
     "CABSBatchSize",
@@ -225,7 +226,7 @@ class StepData:
         model, lik = self.model, self.likelihood
         params = [p for p in model.parameters() if p.requires_grad]
         sizes = [p.numel() for p in params]
-        c = 1.0 / self.X.shape[0] if self.reduction == "mean" else 1.0
+        c = Scaling(self.reduction, self.X.shape[0]).c
         with torch.enable_grad():
             f = model(self.X)
             f = f.reshape(f.shape[0], -1)
@@ -515,7 +516,7 @@ class EFvsFisher(Instrument):
         G = col.flat(Statistic.PER_SAMPLE_GRADIENTS).detach()
         # this rank's batch throughout (under torch.distributed the collector's gradient
         # and N are the global batch's, its per-sample rows this rank's)
-        c = 1.0 / G.shape[0] if data.reduction == "mean" else 1.0
+        c = Scaling(data.reduction, G.shape[0]).c
         fm = data.curvature.functional_model
         factors = mc_factors(fm, data.X, self.mc_samples, data.generator(self.seed))
         with torch.no_grad():

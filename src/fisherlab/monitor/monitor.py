@@ -36,6 +36,7 @@ from torch import Tensor
 from fisherlab.engine.hooks import Collector, Statistic
 from fisherlab.likelihoods import Likelihood
 from fisherlab.monitor.instruments import Instrument, Panel, StepData, make_instrument
+from fisherlab.scaling import Scaling
 from fisherlab.validation import check_likelihood, check_reduction
 
 __all__ = ["DEFAULT_TRACK", "Monitor", "MonitorStep", "read_log"]
@@ -291,7 +292,7 @@ class MonitorStep:
         f = output.reshape(output.shape[0], -1)
         lik = self.monitor.likelihood
         total = lik.nll(f, lik.flatten_targets(target)).sum()
-        value = total / f.shape[0] if self.monitor.reduction == "mean" else total
+        value = Scaling(self.monitor.reduction, f.shape[0]).normalize(total)
         self._loss = value
         return value
 

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from fisherlab.experiments import (
-    balles_cabs,
-    balles_fig4_1,
-    balles_fig5_2,
-    balles_fig5_4,
-    balles_fig6_3,
+from fisherlab.experiments.balles import (
+    cabs,
+    fig4_1,
+    fig5_2,
+    fig5_4,
+    fig6_3,
 )
 from fisherlab.experiments.runner import run_experiment
 
@@ -34,14 +34,14 @@ def test_fig4_1(tmp_path):
     assert len(cell["estimates"]) == 300
     assert cell["exact_percentiles"]["5"] < 0.25**2 < cell["exact_percentiles"]["95"]
     assert cell["percentiles"]["5"] < 0.25**2 < cell["percentiles"]["95"]
-    claims = balles_fig4_1.claims(res)
+    claims = fig4_1.claims(res)
     assert [c.premise_holds for c in claims] == [True] * 3
     assert [c.holds for c in claims] == [True] * 3
 
 
 def test_estimate_eta_squared_is_unbiased_for_sigma():
     g = torch.Generator().manual_seed(1)
-    est = balles_fig4_1.estimate_eta_squared(1000, 0.1, 200, g)
+    est = fig4_1.estimate_eta_squared(1000, 0.1, 200, g)
     assert est.median().item() == pytest.approx(0.01, rel=0.05)
 
 
@@ -50,7 +50,7 @@ def test_fig5_2(tmp_path):
     _pngs(run_dir, ["fig5_2_variance_adaptation_factors.png"])
     eta = torch.tensor(res["eta"])
     assert torch.allclose(torch.tensor(res["curves"]["sgd"]), 1 / (1 + eta**2))
-    claims = balles_fig5_2.claims(res)
+    claims = fig5_2.claims(res)
     assert [c.premise_holds for c in claims] == [True] * 3
     assert [c.holds for c in claims] == [True] * 3
 
@@ -64,7 +64,7 @@ def test_fig6_3(tmp_path):
     for lam, row in zip(res["lambda_max"], res["linf_over_l2"], strict=True):
         assert row[0] * lam == pytest.approx(d - 1 + lam, rel=1e-9)
     assert len(res["per_rotation"]["log10_gd_over_sign"]) == 3
-    claims = balles_fig6_3.claims(res)
+    claims = fig6_3.claims(res)
     assert [c.premise_holds for c in claims] == [True] * 4
     assert claims[0].holds and claims[3].holds
 
@@ -73,9 +73,9 @@ def test_fractional_rotation_endpoints():
     from scipy.stats import special_ortho_group
 
     R = torch.from_numpy(special_ortho_group.rvs(5, random_state=3))
-    assert torch.allclose(balles_fig6_3.fractional_rotation(R, 0.0), torch.eye(5, dtype=R.dtype))
-    assert torch.allclose(balles_fig6_3.fractional_rotation(R, 1.0), R, atol=1e-10)
-    half = balles_fig6_3.fractional_rotation(R, 0.5)
+    assert torch.allclose(fig6_3.fractional_rotation(R, 0.0), torch.eye(5, dtype=R.dtype))
+    assert torch.allclose(fig6_3.fractional_rotation(R, 1.0), R, atol=1e-10)
+    half = fig6_3.fractional_rotation(R, 0.5)
     assert torch.allclose(half @ half, R, atol=1e-10)
 
 
@@ -97,13 +97,13 @@ def test_fig5_4(tmp_path):
         assert len(s["final_train_loss"]) == 2  # the quick preset's 2 seeds
         assert not s["lr_interior"]  # a one-point grid has no interior
     assert 0.0 < digits["M-SVAG"]["shrinkage"][0] <= 1.0
-    claims = balles_fig5_4.claims(res)
+    claims = fig5_4.claims(res)
     assert len(claims) == 4
     assert all(c.holds is None and not c.premise_holds for c in claims)
 
 
 def test_fig5_4_zero_step_size_leaves_the_model_unchanged():
-    rec = balles_fig5_4.train("digits-mlp", "M-SGD", 0.0, 0, 5, 16, 5, 0.9)
+    rec = fig5_4.train("digits-mlp", "M-SGD", 0.0, 0, 5, 16, 5, 0.9)
     assert rec["train_loss"][0] == pytest.approx(rec["train_loss"][-1])  # lr 0: no change
     assert math.isfinite(rec["train_loss"][-1])
 
@@ -113,19 +113,19 @@ def test_cabs(tmp_path):
     run_dir, res = _run("balles-cabs", tmp_path, overrides)
     _pngs(run_dir, ["fig4_2_cabs_vs_constant.png", "fig4_3_lr_sensitivity.png"])
     assert set(res["selected"]) == {"CABS", "constant 64", "competitor"}
-    cabs = res["runs"]["CABS"]["0.3"]
-    assert cabs["examples"][-1] == int(0.5 * 1438)
-    assert all(2 <= b <= 1024 for b in cabs["batch"])
-    assert 0.0 <= cabs["clipped_min_fraction"] <= 1.0
+    cabs_run = res["runs"]["CABS"]["0.3"]
+    assert cabs_run["examples"][-1] == int(0.5 * 1438)
+    assert all(2 <= b <= 1024 for b in cabs_run["batch"])
+    assert 0.0 <= cabs_run["clipped_min_fraction"] <= 1.0
     assert len(res["selected"]["CABS"]["final_train_loss"]) == 2
     assert res["sensitivity_lrs"] == [0.1]
-    claims = balles_cabs.claims(res)
+    claims = cabs.claims(res)
     assert len(claims) == 4
     assert claims[0].premise_holds is False  # a two-point grid has no interior
 
 
 def test_cabs_stops_a_failed_run():
-    cfg = balles_cabs.CABSConfig(epochs=3.0, num_evals=10, constant_batch_sizes=[16])
-    rec = balles_cabs.train(cfg, "constant", 50.0, batch_size=16)
+    cfg = cabs.CABSConfig(epochs=3.0, num_evals=10, constant_batch_sizes=[16])
+    rec = cabs.train(cfg, "constant", 50.0, batch_size=16)
     assert rec["stopped"]
     assert len(rec["train_loss"]) == 11 and rec["train_loss"][-1] == rec["train_loss"][-2]

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from fisherlab.experiments import balles_cabs
+from fisherlab.experiments.balles import cabs
 
 
 def _sel(log10_final, acc, *, lr=0.1, interior=True, batch=None, clipped=None):
@@ -91,7 +91,7 @@ def test_cabs_claims(mutate, expected):
     r = copy.deepcopy(RESULTS)
     if mutate is not None:
         mutate(r)
-    claims = balles_cabs.claims(r)
+    claims = cabs.claims(r)
     assert [c.holds for c in claims] == expected
     assert all(c.criterion and c.premise for c in claims)
     assert not any(c.holds and not c.premise_holds for c in claims)
@@ -100,14 +100,14 @@ def test_cabs_claims(mutate, expected):
 def test_cabs_comparisons_need_two_seeds():
     r = copy.deepcopy(RESULTS)
     r["seeds"] = 1
-    assert [c.holds for c in balles_cabs.claims(r)[:2]] == [None, None]
+    assert [c.holds for c in cabs.claims(r)[:2]] == [None, None]
 
 
 def test_cabs_train_rejects_bad_arguments():
-    cfg = balles_cabs.CABSConfig(epochs=0.1)
+    cfg = cabs.CABSConfig(epochs=0.1)
     with pytest.raises(ValueError, match="unknown method"):
-        balles_cabs.train(cfg, "nope", 0.1)
+        cabs.train(cfg, "nope", 0.1)
     with pytest.raises(ValueError, match="batch_size"):
-        balles_cabs.train(cfg, "constant", 0.1, batch_size=1)
+        cabs.train(cfg, "constant", 0.1, batch_size=1)
     with pytest.raises(ValueError, match="min_batch"):
-        balles_cabs.train(balles_cabs.CABSConfig(epochs=0.1, min_batch=1), "CABS", 0.1)
+        cabs.train(cabs.CABSConfig(epochs=0.1, min_batch=1), "CABS", 0.1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from fisherlab.experiments import balles_fig4_1
+from fisherlab.experiments.balles import fig4_1
 
 ETAS = [0.25, 1.0, 4.0]
 MS = [10, 100]
@@ -47,7 +47,7 @@ BAD = {**GOOD, (100, 1.0): 0.1, (100, 4.0): 0.05}
     ids=["pass", "fail", "too-wide", "trials-disagree-with-exact"],
 )
 def test_claims_follow_the_numbers(results, expected):
-    claims = balles_fig4_1.claims(results)
+    claims = fig4_1.claims(results)
     assert [c.holds for c in claims] == expected
     for c in claims:
         assert c.criterion and c.premise
@@ -68,7 +68,7 @@ def test_exact_cdf_matches_direct_quadrature(m, eta):
         return integrate.quad(f, lo, hi, limit=1000, points=pts, epsabs=1e-13)[0]
 
     ts = eta**2 * np.array([0.3, 1.0, 3.0, 30.0])
-    got = balles_fig4_1.eta_squared_cdf(ts, m, eta)
+    got = fig4_1.eta_squared_cdf(ts, m, eta)
     want = np.array([direct(t) for t in ts])
     np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -76,17 +76,17 @@ def test_exact_cdf_matches_direct_quadrature(m, eta):
 def test_exact_quantiles_match_many_trials():
     g = torch.Generator().manual_seed(3)
     n = 200_000
-    est = balles_fig4_1.estimate_eta_squared(10, 4.0, n, g)
+    est = fig4_1.estimate_eta_squared(10, 4.0, n, g)
     for p in (0.05, 0.5, 0.95):
         # the fraction of trials below the exact quantile is p within 4 binomial errors
-        below = float((est <= balles_fig4_1.eta_squared_quantile(p, 10, 4.0)).double().mean())
+        below = float((est <= fig4_1.eta_squared_quantile(p, 10, 4.0)).double().mean())
         assert abs(below - p) < 4 * math.sqrt(p * (1 - p) / n)
 
 
 def test_invalid_arguments_are_named():
     with pytest.raises(ValueError, match="m >= 2"):
-        balles_fig4_1.eta_squared_cdf(1.0, 1, 1.0)
+        fig4_1.eta_squared_cdf(1.0, 1, 1.0)
     with pytest.raises(ValueError, match="eta"):
-        balles_fig4_1.eta_squared_cdf(1.0, 5, 0.0)
+        fig4_1.eta_squared_cdf(1.0, 5, 0.0)
     with pytest.raises(ValueError, match="p must"):
-        balles_fig4_1.eta_squared_quantile(1.0, 5, 1.0)
+        fig4_1.eta_squared_quantile(1.0, 5, 1.0)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fisherlab.experiments import balles_fig5_2
+from fisherlab.experiments.balles import fig5_2
 
 ETAS = [0.1, 0.3, 1.0, 2.0, 5.0]
 
@@ -14,7 +14,7 @@ def _results(n=200_000, sign_shift=0.0, grad_shift=0.0, gap=None):
     """Monte-Carlo rows at their closed forms, shifted by the given number of standard errors."""
     mc = []
     for e in ETAS:
-        f = {k: float(v) for k, v in balles_fig5_2.factors(torch.tensor(e)).items()}
+        f = {k: float(v) for k, v in fig5_2.factors(torch.tensor(e)).items()}
         se_sign = math.sqrt((1 - f["erf"] ** 2) / n)
         se_grad = 2.0 * e**2 / (1 + e**2) ** 2 / math.sqrt(n)
         two_rho = f["erf"] - sign_shift * se_sign
@@ -32,7 +32,7 @@ def _results(n=200_000, sign_shift=0.0, grad_shift=0.0, gap=None):
             }
         )
     eta = torch.logspace(-1.5, 1.5, 61, dtype=torch.float64)
-    curves = {k: v.tolist() for k, v in balles_fig5_2.factors(eta).items()}
+    curves = {k: v.tolist() for k, v in fig5_2.factors(eta).items()}
     return {
         "eta": eta.tolist(),
         "curves": curves,
@@ -55,7 +55,7 @@ def _results(n=200_000, sign_shift=0.0, grad_shift=0.0, gap=None):
     ids=["pass", "fail", "too-few-draws"],
 )
 def test_claims_follow_the_numbers(results, holds, premise):
-    claims = balles_fig5_2.claims(results)
+    claims = fig5_2.claims(results)
     assert [c.holds for c in claims] == holds
     assert [c.premise_holds for c in claims] == premise
     assert all(c.criterion and c.premise for c in claims)
@@ -65,11 +65,11 @@ def test_gradient_factor_standard_error_matches_replicates(tmp_path):
     """The delta-method se of mean(p̂)/mean(p̂²) agrees with the spread over replicates."""
     from fisherlab.experiments.base import RunContext
 
-    cfg = balles_fig5_2.Fig52Config(num_curve_points=11, num_mc_etas=3, mc_samples=2000)
+    cfg = fig5_2.Fig52Config(num_curve_points=11, num_mc_etas=3, mc_samples=2000)
     ests, ses = [], []
     for seed in range(40):
         cfg.seed = seed
-        res = balles_fig5_2.run(cfg, RunContext(tmp_path, seed, quick=True, show_progress=False))
+        res = fig5_2.run(cfg, RunContext(tmp_path, seed, quick=True, show_progress=False))
         ests.append(res["monte_carlo"][1]["gamma_gradient"])
         ses.append(res["monte_carlo"][1]["se_gamma_gradient"])
     spread = torch.tensor(ests, dtype=torch.float64).std().item()

@@ -3,12 +3,13 @@
 import copy
 
 import pytest
-from tuning_summaries import around as _lo
-from tuning_summaries import set_value as _set
-from tuning_summaries import summary as _s
 
-from fisherlab.experiments import balles_fig5_4
-from fisherlab.experiments.balles_training import grid_neighbor
+from fisherlab.experiments.balles import fig5_4
+from fisherlab.experiments.balles.training import grid_neighbor
+
+from .tuning_summaries import around as _lo
+from .tuning_summaries import set_value as _set
+from .tuning_summaries import summary as _s
 
 # two problems: sign methods better on "A", non-sign better on "B"; M-SVAG < M-SGD on both;
 # on "B" ADAM and M-SSD generalize worse than M-SGD, M-SVAG does not
@@ -73,7 +74,7 @@ def test_fig5_4_claims(mutate, expected):
     r = copy.deepcopy(FIG54)
     if mutate is not None:
         mutate(r)
-    claims = balles_fig5_4.claims(r)
+    claims = fig5_4.claims(r)
     assert [c.holds for c in claims] == expected
     assert all(c.criterion and c.premise for c in claims)
 
@@ -81,14 +82,14 @@ def test_fig5_4_claims(mutate, expected):
 def test_fig5_4_generalization_premise_needs_the_effect():
     r = copy.deepcopy(FIG54)
     _set(r, "B", "ADAM", "max_test_acc", _lo(0.95))  # no generalization gap anywhere
-    claim = balles_fig5_4.claims(r)[3]
+    claim = fig5_4.claims(r)[3]
     assert claim.holds is None and not claim.premise_holds
 
 
 def test_fig5_4_problem_dependence_needs_two_problems():
     r = copy.deepcopy(FIG54)
     del r["problems"]["B"]
-    claim = balles_fig5_4.claims(r)[1]
+    claim = fig5_4.claims(r)[1]
     assert claim.holds is None
 
 
@@ -110,7 +111,7 @@ def test_grid_neighbor(lr, up, expected):
 def test_grid_is_extended_when_the_selection_is_on_the_edge(tmp_path):
     from fisherlab.experiments.base import RunContext
 
-    cfg = balles_fig5_4.TuningConfig(
+    cfg = fig5_4.TuningConfig(
         problems=["digits-mlp"],
         methods=["M-SGD"],
         lrs_non_sign=[0.001, 0.003],  # far too small: the best is the top edge
@@ -119,7 +120,7 @@ def test_grid_is_extended_when_the_selection_is_on_the_edge(tmp_path):
         eval_every=10,
         seeds=1,
     )
-    res = balles_fig5_4.tune_and_replicate(cfg, RunContext(tmp_path, 0, quick=True))
+    res = fig5_4.tune_and_replicate(cfg, RunContext(tmp_path, 0, quick=True))
     s = res["problems"]["digits-mlp"]["M-SGD"]
     assert s["grid"] == pytest.approx([0.001, 0.003, 0.01])
     assert s["lr"] == pytest.approx(0.01) and s["lr_interior"] is False

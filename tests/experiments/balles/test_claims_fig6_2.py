@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from fisherlab.experiments import balles_fig6_2 as fig
+from fisherlab.experiments.balles import fig6_2 as fig
 from fisherlab.linalg import inf_one_norm
 
 

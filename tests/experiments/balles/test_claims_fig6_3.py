@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from fisherlab.experiments import balles_fig6_3
+from fisherlab.experiments.balles import fig6_3
 
 PHIS = [0.0, 0.1, 0.2, 0.6, 1.0]
 COND = [1.4, 5.0, 9.9]
@@ -62,7 +62,7 @@ def _bad_rel(i, j, r):
     ids=["pass", "fail", "two-rotations"],
 )
 def test_claims_follow_the_numbers(results, holds, premise):
-    claims = balles_fig6_3.claims(results)
+    claims = fig6_3.claims(results)
     assert [c.holds for c in claims] == holds
     assert [c.premise_holds for c in claims] == premise
     assert all(c.criterion and c.premise for c in claims)
@@ -71,4 +71,4 @@ def test_claims_follow_the_numbers(results, holds, premise):
 def test_outlier_premise():
     res = _results()
     res["lambda_ratio"] = [1.4, 2.0, 3.0]  # no outlier eigenvalue on the grid
-    assert balles_fig6_3.claims(res)[2].holds is None
+    assert fig6_3.claims(res)[2].holds is None

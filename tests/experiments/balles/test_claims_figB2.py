@@ -3,11 +3,12 @@
 import copy
 
 import pytest
-from tuning_summaries import around as _lo
-from tuning_summaries import set_value as _set
-from tuning_summaries import summary as _s
 
-from fisherlab.experiments import balles_figB2
+from fisherlab.experiments.balles import figB2
+
+from .tuning_summaries import around as _lo
+from .tuning_summaries import set_value as _set
+from .tuning_summaries import summary as _s
 
 
 def _edge(r):
@@ -60,5 +61,5 @@ def test_figB2_claims(mutate, expected):
     r = copy.deepcopy(FIGB2)
     if mutate is not None:
         mutate(r)
-    claims = balles_figB2.claims(r)
+    claims = figB2.claims(r)
     assert [c.holds for c in claims] == expected

@@ -3,11 +3,12 @@
 import copy
 
 import pytest
-from tuning_summaries import around as _lo
-from tuning_summaries import set_value as _set
-from tuning_summaries import summary as _s
 
-from fisherlab.experiments import balles_figB3
+from fisherlab.experiments.balles import figB3
+
+from .tuning_summaries import around as _lo
+from .tuning_summaries import set_value as _set
+from .tuning_summaries import summary as _s
 
 
 def _one_seed(r):
@@ -54,5 +55,5 @@ def test_figB3_claims(mutate, expected):
     r = copy.deepcopy(FIGB3)
     if mutate is not None:
         mutate(r)
-    (claim,) = balles_figB3.claims(r)
+    (claim,) = figB3.claims(r)
     assert claim.holds is expected

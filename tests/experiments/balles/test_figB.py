@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from fisherlab.experiments import balles_fig5_4
+from fisherlab.experiments.balles import fig5_4
 from fisherlab.experiments.runner import run_experiment
 
 TINY = {"lrs_non_sign": [0.3], "lrs_sign": [0.003], "steps": 40, "eval_every": 20}
@@ -32,7 +32,7 @@ def test_quick_runs(tmp_path, name, png, methods):
 
 
 def _first_batch_per_sample_gradients(batch_size):
-    from fisherlab.experiments.balles_training import load_problem, make_model
+    from fisherlab.experiments.balles.training import load_problem, make_model
 
     problem = load_problem("digits-mlp")
     gen = torch.Generator().manual_seed(0)  # the minibatch order of train(..., seed=0)
@@ -55,12 +55,12 @@ def test_minibatch_msvag_first_step_uses_the_variance_of_the_mean_gradient():
     denom = g**2 + s_mb
     step = torch.where(denom > 0, g**3 / denom.clamp(min=1e-300), 0.0)  # 0/0: no update
     expected = float(step.abs().sum() / g.abs().sum())
-    rec = balles_fig5_4.train("digits-mlp", "M-SVAG-mb", 0.1, 0, 1, 16, 1, 0.9)
+    rec = fig5_4.train("digits-mlp", "M-SVAG-mb", 0.1, 0, 1, 16, 1, 0.9)
     assert 0 < expected < 1
     assert rec["shrinkage"][0] == pytest.approx(expected, rel=1e-4)
 
 
 def test_msvag_first_step_is_an_sgd_step():
     # §5.4.4: s_0 = 0, so the first M-SVAG step is unshrunk
-    rec = balles_fig5_4.train("digits-mlp", "M-SVAG", 0.1, 0, 1, 16, 1, 0.9)
+    rec = fig5_4.train("digits-mlp", "M-SVAG", 0.1, 0, 1, 16, 1, 0.9)
     assert rec["shrinkage"][0] == pytest.approx(1.0, rel=1e-6)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fisherlab.experiments import ewc_fisher_choice
+from fisherlab.experiments.ewc import fisher_choice
 
 GRID = [0.0, 1.0, 2.0, 3.0]
 SEEDS = [0, 1, 2]
@@ -60,7 +60,7 @@ def _results(ef_ratio=0.01, train_acc=1.0, gain=0.4, ef_penalty=0.05, selected=N
     ids=["pass", "fail", "not-fitted", "edge-of-grid", "two-seeds"],
 )
 def test_claims_follow_the_numbers(results, holds, premise):
-    claims = ewc_fisher_choice.claims(results)
+    claims = fisher_choice.claims(results)
     assert [c.holds for c in claims] == holds
     assert [c.premise_holds for c in claims] == premise
     assert all(c.criterion and c.premise for c in claims)
@@ -71,4 +71,4 @@ def test_no_forgetting_makes_the_protection_claim_undecidable():
     for r in res["runs"]:
         if r["fisher"] == "none":
             r["test_a"] = 0.9 + 0.01 * r["seed"]
-    assert ewc_fisher_choice.claims(res)[1].holds is None
+    assert fisher_choice.claims(res)[1].holds is None

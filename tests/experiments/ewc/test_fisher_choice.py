@@ -2,7 +2,7 @@
 
 import json
 
-from fisherlab.experiments import ewc_fisher_choice
+from fisherlab.experiments.ewc import fisher_choice
 from fisherlab.experiments.runner import run_experiment
 
 
@@ -36,6 +36,6 @@ def test_ewc_experiment_runs_and_claims_follow_results(tmp_path):
             for s in results["log10_strengths"]
         }
         assert val[k] == max(val.values())
-    claims = ewc_fisher_choice.claims(results)
+    claims = fisher_choice.claims(results)
     assert len(claims) == 3
     assert claims[1].premise_holds and claims[1].holds  # the Fisher penalty reduces forgetting

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from fisherlab.experiments import kunstner_app_e, kunstner_variance_adaptation
-from fisherlab.experiments.kunstner_variance_adaptation import expected_error
+from fisherlab.experiments.kunstner import app_e, variance_adaptation
+from fisherlab.experiments.kunstner.variance_adaptation import expected_error
 from fisherlab.experiments.runner import run_experiment
 
 
@@ -30,7 +30,7 @@ def test_app_e_selects_on_the_grid_and_records_the_table_d5_cells(tmp_path):
     for i in range(len(results["factors"])):
         assert results["curves"]["NGD"][i][0] == results["curves"]["EFGD"][i][0]
     assert results["curves"]["NGD"][-1][0] > results["curves"]["NGD"][0][0]  # f = 0 is far
-    claims = kunstner_app_e.claims(results)
+    claims = app_e.claims(results)
     assert len(claims) == 2 and all(c.premise_holds for c in claims)
 
 
@@ -38,7 +38,7 @@ def test_variance_adaptation_claims_and_files(tmp_path):
     run_dir, results = _run("kunstner-variance-adaptation", tmp_path)
     for name in ("expected_error.png", "ef_step_scaling.png"):
         assert (run_dir / name).stat().st_size > 0
-    claims = kunstner_variance_adaptation.claims(results)
+    claims = variance_adaptation.claims(results)
     assert len(claims) == 2 * 3 + 2
     for claim in claims[-2:]:  # slopes -1 and +1 on the far decade
         assert claim.holds

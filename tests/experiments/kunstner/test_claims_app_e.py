@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from fisherlab.experiments import kunstner_app_e
+from fisherlab.experiments.kunstner import app_e
 
 L_STAR = 10.0
 
@@ -45,7 +45,7 @@ GOOD = (10.002, 10.02, 10.5, 80.0)  # close: as NGD; far: clearly behind, growin
     ],
 )
 def test_verdicts_follow_the_numbers(results, expected):
-    claims = kunstner_app_e.claims(copy.deepcopy(results))
+    claims = app_e.claims(copy.deepcopy(results))
     assert [c.holds for c in claims] == expected
     for c in claims:
         assert c.criterion and c.premise

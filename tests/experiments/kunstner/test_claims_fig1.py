@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from fisherlab.experiments.kunstner_fig1 import claims
+from fisherlab.experiments.kunstner.fig1 import claims
 
 OPTIMUM = [2.0, 2.0]
 STARTS = [[2.0, 4.5], [1.0, 0.0]]

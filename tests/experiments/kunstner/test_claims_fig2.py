@@ -8,7 +8,7 @@ import torch
 
 from fisherlab import datasets
 from fisherlab.datasets.synthetic import LOGISTIC_CLASSES
-from fisherlab.experiments.kunstner_fig2 import VARIANTS, Fig2Config, authors_draw, claims
+from fisherlab.experiments.kunstner.fig2 import VARIANTS, Fig2Config, authors_draw, claims
 
 BIG = 200_000
 

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from fisherlab.experiments import kunstner_fig3
+from fisherlab.experiments.kunstner import fig3
 
 LR_GRID = [-6.0 + 0.125 * i for i in range(65)]
 
@@ -59,7 +59,7 @@ def _results():
 
 
 def _verdicts(results):
-    return {c.claim.split(":")[0]: c for c in kunstner_fig3.claims(results)}
+    return {c.claim.split(":")[0]: c for c in fig3.claims(results)}
 
 
 def _table_fails(r):

@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from fisherlab.experiments import kunstner_variance_adaptation as va
-from fisherlab.experiments.kunstner_variance_adaptation import adaptation_matrices, expected_error
+from fisherlab.experiments.kunstner import variance_adaptation as va
+from fisherlab.experiments.kunstner.variance_adaptation import adaptation_matrices, expected_error
 
 
 def _problem(seed, D=4):

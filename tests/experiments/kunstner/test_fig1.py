@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fisherlab.experiments import get
-from fisherlab.experiments.kunstner_fig1 import STARTS, claims
+from fisherlab.experiments.kunstner.fig1 import STARTS, claims
 from fisherlab.experiments.runner import run_experiment
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from fisherlab.experiments.kunstner_fig2 import VARIANTS, claims
+from fisherlab.experiments.kunstner.fig2 import VARIANTS, claims
 from fisherlab.experiments.runner import run_experiment
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fisherlab.experiments import kunstner_fig3
+from fisherlab.experiments.kunstner import fig3
 from fisherlab.experiments.runner import run_experiment
 
 SMALL_GRID = {"datasets": ("wine",), "lr_grid": (-6.0, 0.5, 53), "damping_grid": (-9.0, -5.0, 9)}
@@ -40,7 +40,7 @@ def test_wine_selection_on_a_sub_grid_matches_table_d5(wine_run):
 
 def test_claims_are_computed_from_results(wine_run):
     results = _results(wine_run)
-    claims = kunstner_fig3.claims(results)
+    claims = fig3.claims(results)
     table_claims = [c for c in claims if c.claim.startswith("Table D.5")]
     assert len(table_claims) == 3 and all(c.holds for c in table_claims)
     # move our EFGD selection and the published cell's loss: the verdict must follow
@@ -49,10 +49,10 @@ def test_claims_are_computed_from_results(wine_run):
     curves = results["curves"]["wine"]
     key = "Table D.5, wine EFGD: grid search selects lr 10^-1.375, damping 10^-6.0"
     curves["EFGD (Table D.5)"] = [*curves["EFGD"][:-1], 10 * curves["EFGD"][-1]]
-    assert {c.claim: c.holds for c in kunstner_fig3.claims(results)}[key] is False
+    assert {c.claim: c.holds for c in fig3.claims(results)}[key] is False
     # run alone, the published cell is as good as ours: the ranking is not decidable
     curves["EFGD (Table D.5)"] = list(curves["EFGD"])
-    assert {c.claim: c.holds for c in kunstner_fig3.claims(results)}[key] is None
+    assert {c.claim: c.holds for c in fig3.claims(results)}[key] is None
 
 
 def test_plot_and_files_are_written(wine_run):
@@ -70,7 +70,7 @@ def test_killed_grid_search_resumes_to_the_same_result(tmp_path, monkeypatch):
     )
 
     calls = {"n": 0}
-    original = kunstner_fig3.run_batch
+    original = fig3.run_batch
 
     def dying(*args, **kwargs):
         calls["n"] += 1
@@ -78,7 +78,7 @@ def test_killed_grid_search_resumes_to_the_same_result(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(kunstner_fig3, "run_batch", dying)
+    monkeypatch.setattr(fig3, "run_batch", dying)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(
             "kunstner-fig3", tmp_path / "run", quick=True, overrides=overrides, show_progress=False
@@ -111,5 +111,5 @@ def test_wine_full_grid_matches_table_d5(tmp_path):
         )
     )
     for method, s in results["selected"]["wine"].items():
-        published = kunstner_fig3.PUBLISHED["wine"][method]
+        published = fig3.PUBLISHED["wine"][method]
         assert s["published_ties"] or (s["log10_lr"], s["log10_damping"]) == published

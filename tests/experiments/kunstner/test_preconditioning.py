@@ -7,7 +7,7 @@ import torch
 
 import fisherlab as fl
 from fisherlab.engine.glm import LinearModel
-from fisherlab.experiments.preconditioning import (
+from fisherlab.experiments.kunstner.preconditioning import (
     gradient_resolved,
     log10_grid,
     optimum,

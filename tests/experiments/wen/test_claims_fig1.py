@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fisherlab.experiments import wen_fig1
+from fisherlab.experiments.wen import fig1
 
 
 def _results(d_full, d_diag, corr_sgd, corr_full, cos_full, draws=10000, eig=(0.2, 1.8)):
@@ -45,6 +45,6 @@ def _results(d_full, d_diag, corr_sgd, corr_full, cos_full, draws=10000, eig=(0.
     ],
 )  # fmt: skip
 def test_verdicts(kwargs, expected):
-    claims = wen_fig1.claims(_results(**kwargs))
+    claims = fig1.claims(_results(**kwargs))
     assert [c.holds for c in claims] == expected
     assert all(c.criterion and c.premise for c in claims)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fisherlab.experiments import wen_fig2_3
+from fisherlab.experiments.wen import fig2_3
 
 SPREAD = (-0.01, 0.0, 0.01)
 
@@ -46,7 +46,7 @@ PAPER_VARIANCE = {"SB": 1.0, "LB": 0.12, "LB+full F": 1.1, "LB+diag F": 1.05}
     ],
 )
 def test_verdicts(tail, variance, kwargs, expected):
-    claims = wen_fig2_3.claims(_results(tail, variance, **kwargs))
+    claims = fig2_3.claims(_results(tail, variance, **kwargs))
     assert [c.holds for c in claims] == expected
     assert all(c.criterion and c.premise for c in claims)
 
@@ -64,7 +64,7 @@ def test_frobenius_gram_identity():
         torch.nn.Linear(12, 3),
     ).double()  # fmt: skip
     X, y = torch.randn(9, 1, 6, dtype=torch.float64), torch.randint(0, 3, (9,))
-    full, diag = wen_fig2_3.fisher_frobenius(model, X, y, "empirical")
+    full, diag = fig2_3.fisher_frobenius(model, X, y, "empirical")
     F = Curvature(model, Categorical(), X, y).empirical_fisher(form="dense")
     assert full == pytest.approx(float(F.norm()), rel=1e-12)
     assert diag == pytest.approx(float(F.diagonal().norm()), rel=1e-12)

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from fisherlab.experiments import wen_fig4
+from fisherlab.experiments.wen import fig4
 
 SPREAD = [-0.1, 0.0, 0.1, 0.05, -0.05]
 
@@ -27,7 +27,7 @@ def _results(last, final, trace=(243.5, 128.0), moments=(16.0, 16.0), gamma=78):
         }
 
     return {
-        "theory": {n: theory(i, n) for i, n in enumerate(wen_fig4.NOISES)},
+        "theory": {n: theory(i, n) for i, n in enumerate(fig4.NOISES)},
         "constant": {n: {"last_mean_per_chain": [last[n] + d for d in SPREAD]} for n in last},
         "decaying": {
             n: {
@@ -55,7 +55,7 @@ def _results(last, final, trace=(243.5, 128.0), moments=(16.0, 16.0), gamma=78):
     ],
 )
 def test_verdicts(last, final, expected):
-    claims = wen_fig4.claims(_results(last, final))
+    claims = fig4.claims(_results(last, final))
     assert [c.holds for c in claims] == expected
     assert all(c.criterion and c.premise for c in claims)
 
@@ -63,20 +63,20 @@ def test_verdicts(last, final, expected):
 def test_bound_violated():
     r = _results({"full": 1.8, "diag": 1.1}, {"full": 0.045, "diag": 0.036})
     r["theory"]["full"]["bound_at_K"] = 0.01
-    assert wen_fig4.claims(r)[2].holds is False
+    assert fig4.claims(r)[2].holds is False
 
 
 def test_premises():
     base = _results({"full": 1.8, "diag": 1.1}, {"full": 0.045, "diag": 0.036})
     r = copy.deepcopy(base)
     r["theory"]["full"]["exact_constant_window_start"] = 2.5  # not stationary yet
-    assert [c.holds for c in wen_fig4.claims(r)][:2] == [None, None]
+    assert [c.holds for c in fig4.claims(r)][:2] == [None, None]
     r = copy.deepcopy(base)
     r["theory"]["diag"]["kappa"] = 1.0  # far from the 1/k regime
-    assert wen_fig4.claims(r)[3].holds is None
+    assert fig4.claims(r)[3].holds is None
     r = copy.deepcopy(base)
     r["gamma"] = 10  # α_1 > 1/λ_max: the theorem does not apply
-    assert wen_fig4.claims(r)[2].holds is None
+    assert fig4.claims(r)[2].holds is None
 
 
 def test_asymptotic_constant_matches_the_recursion():
@@ -90,8 +90,8 @@ def test_asymptotic_constant_matches_the_recursion():
     lrs = [2.0 / ((k + 1 + gamma) * float(lam[0])) for k in range(K)]
     theta0 = torch.tensor([3.0, -2.0], dtype=torch.float64)
     for cov in (A, torch.diag(A.diagonal())):
-        exact = wen_fig4.exact_expected_loss(A, theta0, cov, lrs)
-        kappa = wen_fig4.asymptotic_constant(A, cov)
+        exact = fig4.exact_expected_loss(A, theta0, cov, lrs)
+        kappa = fig4.asymptotic_constant(A, cov)
         assert (K + gamma) * exact[-1] == pytest.approx(kappa, rel=2e-3)
 
 
@@ -104,7 +104,5 @@ def test_exact_recursion_reaches_the_lyapunov_solution():
     for cov in (A, torch.diag(A.diagonal())):
         P = solve_discrete_lyapunov((torch.eye(2) - lr * A).double().numpy(), (lr**2 * cov).numpy())
         stationary = 0.5 * float((A * torch.as_tensor(P)).sum())
-        exact = wen_fig4.exact_expected_loss(
-            A, torch.zeros(2, dtype=torch.float64), cov, [lr] * 3000
-        )
+        exact = fig4.exact_expected_loss(A, torch.zeros(2, dtype=torch.float64), cov, [lr] * 3000)
         assert exact[-1] == pytest.approx(stationary, rel=1e-10)

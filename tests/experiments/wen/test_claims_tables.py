@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from fisherlab.experiments import wen_tables
+from fisherlab.experiments.wen import tables
 
 SPREAD = (-0.3, 0.0, 0.3)  # per-seed offsets: standard error 0.17 per arm
 
@@ -15,12 +15,12 @@ def _results(val, train=None, lam=None, selected=(0.2, 0.3)):
     train = train or {}
     lam = lam or {"SB": 2.0, "LB": 6.0, "LB+diag F": 3.0}
     methods = {}
-    for name in wen_tables.METHODS:
+    for name in tables.METHODS:
         methods[name] = {
             "val_accuracy": [val[name] + d for d in SPREAD],
             "train_accuracy": [train.get(name, 100.0) - abs(d) for d in SPREAD],
         }
-        if name in wen_tables.SHARPNESS:
+        if name in tables.SHARPNESS:
             methods[name]["lambda_max"] = [lam[name] + d for d in SPREAD]
     return {
         "methods": methods,
@@ -73,7 +73,7 @@ NO_GAP = dict(PAPER_LIKE, SB=84.1)
     ],
 )
 def test_verdicts(val, train, lam, selected, expected):
-    claims = wen_tables.claims(_results(val, train, lam, selected))
+    claims = tables.claims(_results(val, train, lam, selected))
     assert [c.holds for c in claims] == expected
     for c in claims:
         assert c.criterion and c.premise
@@ -87,13 +87,13 @@ def test_single_seed_is_not_decidable():
             if key in m:
                 m[key] = m[key][:1]
     r["num_seeds"] = 1
-    assert [c.holds for c in wen_tables.claims(r)] == [False] + [None] * 7
+    assert [c.holds for c in tables.claims(r)] == [False] + [None] * 7
 
 
 def test_missing_sharpness_makes_fig5b_not_decidable():
     r = copy.deepcopy(_results(PAPER_LIKE))
     r["methods"]["LB"]["lambda_max"] = [float("nan")] * 3
-    verdicts = [c.holds for c in wen_tables.claims(r)]
+    verdicts = [c.holds for c in tables.claims(r)]
     assert verdicts[:6] == [True] * 6 and verdicts[6:] == [None, None]
 
 
@@ -101,4 +101,4 @@ def test_no_difference_claim_needs_power():
     """ "At least as good" is not decidable when diag's seeds scatter more than half the gap."""
     r = _results(PAPER_LIKE)
     r["methods"]["LB+diag F"]["val_accuracy"] = [84.0, 90.0, 96.0]
-    assert wen_tables.claims(r)[5].holds is None
+    assert tables.claims(r)[5].holds is None

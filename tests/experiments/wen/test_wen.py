@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from fisherlab.experiments import wen_fig1, wen_fig2_3, wen_fig4, wen_tables
 from fisherlab.experiments.runner import run_experiment
+from fisherlab.experiments.wen import fig1, fig2_3, fig4, tables
 
 
 def _run(name, tmp_path, **overrides):
@@ -27,20 +27,20 @@ def test_fig1_noise_structure(tmp_path):
     _, status, results, stored = _run("wen-fig1", tmp_path, num_draws=1500)
     assert status["figures"] == ["fig1_one_step_noise.png"]
     stats = results["stats"]
-    assert set(stats) == set(wen_fig1.KINDS)
+    assert set(stats) == set(fig1.KINDS)
     assert len(results["scatter"]["SGD"]) == 1500
     # the isotropic noise has covariance (lr σ)² I
     iso = torch.tensor(stats["isotropic"]["covariance"])
     expected = (0.1 * 0.1) ** 2
     assert iso.diagonal().tolist() == pytest.approx([expected, expected], rel=0.15)
     assert results["num_draws"] == 1500
-    claims = wen_fig1.claims(results)
+    claims = fig1.claims(results)
     assert [c.to_dict() | {"scale": ""} for c in claims] == [d | {"scale": ""} for d in stored]
     assert [c.holds for c in claims] == [True, True, True]
     # verdicts follow the numbers
     broken = copy.deepcopy(results)
     broken["stats"]["full Fisher"]["relative_distance_to_sgd"] = 0.6
-    assert [c.holds for c in wen_fig1.claims(broken)][:2] == [False, False]
+    assert [c.holds for c in fig1.claims(broken)][:2] == [False, False]
 
 
 def test_fig4_quadratic(tmp_path):
@@ -57,7 +57,7 @@ def test_fig4_quadratic(tmp_path):
     for noise in ("full", "diag"):
         assert len(results["constant"][noise]["mean_loss"]) == 501
         assert len(results["trajectories"][noise]) == 51  # every 10th of 501 iterates
-    claims = wen_fig4.claims(results)
+    claims = fig4.claims(results)
     assert [c.to_dict() | {"scale": ""} for c in claims] == [d | {"scale": ""} for d in stored]
     # the exact recursion: E[L_0] = L(θ0), and the measured means agree with it
     for noise in ("full", "diag"):
@@ -73,7 +73,7 @@ def test_fig4_quadratic(tmp_path):
         results["constant"]["diag"],
         results["constant"]["full"],
     )
-    assert [c.holds for c in wen_fig4.claims(swapped)][:2] == [False, False]
+    assert [c.holds for c in fig4.claims(swapped)][:2] == [False, False]
 
 
 FIG23_SMALL = {
@@ -97,7 +97,7 @@ def test_fig2_3_regimes(tmp_path):
         "fig5a_frobenius.png",
     ]
     curves = results["curves"]
-    assert set(curves) == set(wen_fig2_3.REGIMES)
+    assert set(curves) == set(fig2_3.REGIMES)
     for c in curves.values():
         assert c["update"] == [0, 4, 8, 12]
         assert all(0.0 <= e <= 1.0 for e in c["error"])
@@ -108,7 +108,7 @@ def test_fig2_3_regimes(tmp_path):
     assert fro["update"] == [0, 6, 12]
     # ‖F‖_F ≥ ‖diag F‖_F always
     assert all(f >= d for f, d in zip(fro["full"], fro["diag"], strict=True))
-    claims = wen_fig2_3.claims(results)
+    claims = fig2_3.claims(results)
     assert [c.to_dict() | {"scale": ""} for c in claims] == [d | {"scale": ""} for d in stored]
     # resuming reuses the stored cells (same config) and gives the same results
     again = run_experiment(
@@ -130,7 +130,7 @@ def test_tables_methods(tmp_path):
     )
     assert status["figures"] == ["tables_val_accuracy.png", "fig5b_hessian_lambda_max.png"]
     methods = results["methods"]
-    assert list(methods) == list(wen_tables.METHODS)
+    assert list(methods) == list(tables.METHODS)
     for m in methods.values():
         assert len(m["val_accuracy"]) == 2 and len(m["train_accuracy"]) == 2
         assert all(0.0 <= a <= 100.0 for a in m["val_accuracy"] + m["train_accuracy"])
@@ -141,16 +141,16 @@ def test_tables_methods(tmp_path):
     assert methods["SB"]["lr"] == tuning["SB"]["selected"] in tuning["SB"]["grid"]
     assert methods["LB+diag F"]["lr"] == methods["LB"]["lr"] == tuning["LB"]["selected"]
     assert methods["BatchChange"]["lr"] == methods["SB"]["lr"]
-    for name in wen_tables.SHARPNESS:
+    for name in tables.SHARPNESS:
         assert all(v > 0 for v in methods[name]["lambda_max"])
-    claims = wen_tables.claims(results)
+    claims = tables.claims(results)
     assert [c.to_dict() | {"scale": ""} for c in claims] == [d | {"scale": ""} for d in stored]
     assert all(not (c.holds and not c.premise_holds) for c in claims)
 
 
 def test_warmup_schedule():
     """The step size grows linearly over the warm-up: one update of a linear model."""
-    from fisherlab.experiments.wen_common import Data, Regime, train
+    from fisherlab.experiments.wen.common import Data, Regime, train
 
     X = torch.randn(8, 1, 3)
     data = Data(X, torch.zeros(8, dtype=torch.int64), X, torch.zeros(8, dtype=torch.int64))
@@ -177,7 +177,7 @@ def test_warmup_schedule():
 def test_sharpness_against_dense_hessian():
     """λ_max by Lanczos equals the top eigenvalue of the dense tempered Hessian (float64)."""
     from fisherlab import Curvature
-    from fisherlab.experiments.wen_common import Data, _Tempered, fit_temperature, sharpness
+    from fisherlab.experiments.wen.common import Data, _Tempered, fit_temperature, sharpness
     from fisherlab.likelihoods import Categorical
 
     torch.manual_seed(1)
@@ -197,7 +197,7 @@ def test_sharpness_against_dense_hessian():
 
 
 def test_fit_temperature_minimises_the_loss():
-    from fisherlab.experiments.wen_common import fit_temperature
+    from fisherlab.experiments.wen.common import fit_temperature
 
     torch.manual_seed(0)
     logits = 5.0 * torch.randn(200, 4, dtype=torch.float64)

@@ -62,7 +62,7 @@ class CABSConfig:
     Attributes
     ----------
     problem : str
-        Problem of :mod:`fisherlab.experiments.balles_training`.
+        Problem of :mod:`fisherlab.experiments.balles.training`.
     epochs : float
         Budget in passes over the training set (examples accessed / N).
     lrs : list of float
@@ -143,7 +143,7 @@ def train(
     ``seed`` defaults to ``cfg.seed``.
     """
     import fisherlab as fl
-    from fisherlab.experiments.balles_training import evaluate, load_problem, make_model
+    from fisherlab.experiments.balles.training import evaluate, load_problem, make_model
     from fisherlab.optim import CABS, AdaptiveBatchSampler, NormTest
 
     seed = cfg.seed if seed is None else int(seed)
@@ -251,7 +251,7 @@ def run(cfg: CABSConfig, ctx: RunContext) -> dict[str, Any]:
 
     One resumable cell per (variant, lr, seed).
     """
-    from fisherlab.experiments.balles_training import grid_neighbor
+    from fisherlab.experiments.balles.training import grid_neighbor
 
     if cfg.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")

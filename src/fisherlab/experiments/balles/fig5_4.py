@@ -10,7 +10,7 @@ tuning shared by ``balles-figB2`` (SVAG, ADAM*) and ``balles-figB3`` (minibatch 
 Reduced with respect to the thesis. The thesis uses four deep-learning problems (CNNs on
 Fashion-MNIST and CIFAR-10, WRN-40-4 on CIFAR-100, an LSTM on War and Peace), 6k-200k
 steps and ten seeds. Here: three small problems of
-:mod:`~fisherlab.experiments.balles_training` (ReLU MLP 64-64-10 on UCI digits, MLP
+:mod:`~fisherlab.experiments.balles.training` (ReLU MLP 64-64-10 on UCI digits, MLP
 40-128-128-10 on MNIST-1D, a two-convolution CNN on the 8x8 digits images), batch size 64,
 constant step size, 1000 steps, 3 seeds (quick: digits MLP only, 200 steps, 2 seeds).
 
@@ -78,7 +78,7 @@ class TuningConfig:
     Attributes
     ----------
     problems : list of str
-        Problems of :mod:`fisherlab.experiments.balles_training`.
+        Problems of :mod:`fisherlab.experiments.balles.training`.
     methods : list of str
         Subset of :data:`ALL_METHODS`.
     lrs_non_sign, lrs_sign : list of float
@@ -194,7 +194,7 @@ def train(
     :func:`fisherlab.engine.hooks.collect` during the ordinary backward pass.
     """
     import fisherlab as fl
-    from fisherlab.experiments.balles_training import evaluate, load_problem, make_model
+    from fisherlab.experiments.balles.training import evaluate, load_problem, make_model
 
     problem = load_problem(problem_name)
     model = make_model(problem, seed)
@@ -273,7 +273,7 @@ def tune_and_replicate(cfg: TuningConfig, ctx: RunContext) -> dict[str, Any]:
     ``min_train_loss``, ``max_test_acc`` (and ``shrinkage``: the mean step shrinkage of
     each seed, for M-SVAG variants).
     """
-    from fisherlab.experiments.balles_training import grid_neighbor, mean_std
+    from fisherlab.experiments.balles.training import grid_neighbor, mean_std
 
     for m in cfg.methods:
         if m not in ALL_METHODS:

@@ -4,11 +4,11 @@ SVAG (Alg. 4, variance adaptation of plain SGD without momentum), M-SVAG (Alg. 2
 (Alg. 5: one :math:`\beta`, bias-corrected variance estimate with :math:`\rho(\beta, t)`,
 no :math:`\varepsilon`) and ADAM (:class:`torch.optim.Adam`, default hyper-parameters),
 trained and tuned exactly as in ``balles-fig5-4``
-(:func:`~fisherlab.experiments.balles_fig5_4.tune_and_replicate`).
+(:func:`~fisherlab.experiments.balles.fig5_4.tune_and_replicate`).
 
 Reduced with respect to the thesis, which uses P2 (a CNN on CIFAR-10) and P3 (WRN-40-4 on
 CIFAR-100) with ten seeds: here the 8x8-digits CNN and the MNIST-1D MLP of
-:mod:`~fisherlab.experiments.balles_training`, batch size 64, 1000 steps, 3 seeds (quick:
+:mod:`~fisherlab.experiments.balles.training`, batch size 64, 1000 steps, 3 seeds (quick:
 digits MLP, 200 steps, 3 step sizes, 2 seeds).
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fisherlab.experiments.balles_fig5_4 import (
+from fisherlab.experiments.balles.fig5_4 import (
     TUNING_PREMISE,
     TuningConfig,
     _problems_with,

@@ -6,13 +6,13 @@ local variance of the minibatch gradient :math:`\hat s^{\mathrm{mb}} = s/m` (Eq.
 computed during the backward pass by :func:`fisherlab.engine.hooks.collect`) and tracks
 :math:`\operatorname{Var}[m_t]` with the :math:`\beta^2` moving average of Eq. B.34. Both
 are trained and tuned exactly as in ``balles-fig5-4``
-(:func:`~fisherlab.experiments.balles_fig5_4.tune_and_replicate`). Each run also records
+(:func:`~fisherlab.experiments.balles.fig5_4.tune_and_replicate`). Each run also records
 the step shrinkage :math:`\|\Delta\theta\|_1/(\alpha\|m\|_1)`, the :math:`|m|`-weighted
 mean adaptation factor :math:`\gamma`, to show that variance adaptation is active.
 
 Reduced with respect to the thesis, which uses P1 (a CNN on Fashion-MNIST) and P2 (a CNN
 on CIFAR-10) with ten seeds: here the digits MLP and the MNIST-1D MLP of
-:mod:`~fisherlab.experiments.balles_training` (the per-sample variance of the digits CNN
+:mod:`~fisherlab.experiments.balles.training` (the per-sample variance of the digits CNN
 costs about ten times a plain step on one CPU core), batch size 64, 1000 steps, 3 seeds
 (quick: digits MLP, 200 steps, 3 step sizes, 2 seeds).
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fisherlab.experiments.balles_fig5_4 import (
+from fisherlab.experiments.balles.fig5_4 import (
     TUNING_PREMISE,
     TuningConfig,
     _problems_with,

@@ -13,8 +13,9 @@ Protocol (the authors' released code for this figure, where the text is silent):
 - the problem of ``kunstner-fig3``: raw features, a bias column appended last, mean
   reduction, Gaussian :math:`\sigma = 1`;
 - hyper-parameters: the cell the grid search of ``kunstner-fig3`` selects (lowest loss
-  after 100 iterations from :math:`\theta = 0`; :func:`~fisherlab.experiments.
-  kunstner_fig3.grid_search`, :func:`~fisherlab.experiments.preconditioning.select`),
+  after 100 iterations from :math:`\theta = 0`;
+  :func:`~fisherlab.experiments.kunstner.fig3.grid_search`,
+  :func:`~fisherlab.experiments.kunstner.preconditioning.select`),
   not Table D.5's cell. The search runs on a restricted grid, with the steps of Table D.4:
   :math:`\log_{10}\gamma \in \{-2, -1.875, \ldots, 3\}`,
   :math:`\log_{10}\lambda \in \{-10, -9.5, \ldots, -4\}`. The full grid of Table D.4
@@ -64,8 +65,8 @@ from typing import Any
 import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
-from fisherlab.experiments.kunstner_fig3 import PUBLISHED, grid_search
-from fisherlab.experiments.preconditioning import (
+from fisherlab.experiments.kunstner.fig3 import PUBLISHED, grid_search
+from fisherlab.experiments.kunstner.preconditioning import (
     linear_problem,
     log10_grid,
     optimum,

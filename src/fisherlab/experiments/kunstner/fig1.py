@@ -14,7 +14,7 @@ Protocol (the choices the paper leaves open are marked *ours*):
   App. D.3); :math:`F`, :math:`\tilde F` and :math:`\nabla L` from
   :class:`~fisherlab.engine.glm.LinearModel`, the damped solve from
   :func:`fisherlab.optim.preconditioned.damped_direction`;
-- trajectories: :func:`~fisherlab.experiments.preconditioning.run_batch` from the four
+- trajectories: :func:`~fisherlab.experiments.kunstner.preconditioning.run_batch` from the four
   starts (2, 4.5), (1, 0), (4.5, 3), (-0.5, 3) with step :math:`\gamma = 10^{-4}`, damping
   :math:`\lambda = 10^{-8}` and 50,000 iterations (as in the thesis; the authors' released
   code uses :math:`\gamma = 10^{-3}`); no early stopping;
@@ -59,7 +59,7 @@ from typing import Any
 import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
-from fisherlab.experiments.preconditioning import METHODS, run_batch
+from fisherlab.experiments.kunstner.preconditioning import METHODS, run_batch
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt
 
@@ -137,7 +137,7 @@ def _model(cfg: Fig1Config) -> tuple[Any, Any]:
 
 def _directions(model: Any, theta: torch.Tensor, damping: float) -> dict[str, torch.Tensor]:
     """Update directions of GD, NGD and EFGD at ``theta`` ``(..., 2)`` (before the minus)."""
-    from fisherlab.experiments.preconditioning import preconditioner
+    from fisherlab.experiments.kunstner.preconditioning import preconditioner
     from fisherlab.optim.preconditioned import damped_direction
 
     gradient = model.gradient(theta)

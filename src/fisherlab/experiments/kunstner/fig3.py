@@ -21,7 +21,7 @@ Protocol (Kunstner et al. App. D.3.3; Balles' thesis App. D, Tables D.3-D.5):
   damping", but the authors' released code solves with the optimizer's damping; an
   undamped pseudo-inverse is a different, ill-conditioned quantity: on BreastCancer it
   flips the sign of the cosine). Points where the gradient is at round-off
-  (:func:`~fisherlab.experiments.preconditioning.gradient_resolved`) are kept in the
+  (:func:`~fisherlab.experiments.kunstner.preconditioning.gradient_resolved`) are kept in the
   curve but not judged.
 
 Claims (criteria fixed before the run):
@@ -65,7 +65,7 @@ from typing import Any
 import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
-from fisherlab.experiments.preconditioning import (
+from fisherlab.experiments.kunstner.preconditioning import (
     METHODS,
     gradient_resolved,
     linear_problem,

@@ -39,7 +39,7 @@ a bias column appended last, mean reduction):
    noise-to-signal ratio :math:`r = \mathrm{tr}\,\Sigma_B / \|\nabla L\|^2 \in \{10^{-2},
    \ldots, 10^2\}` (:math:`\Sigma_B = c\,\Sigma`, i.e. a batch size :math:`B = 1/c`).
    Points are used only where the gradient is resolved above round-off
-   (:func:`~fisherlab.experiments.preconditioning.gradient_resolved`) and :math:`S` is
+   (:func:`~fisherlab.experiments.kunstner.preconditioning.gradient_resolved`) and :math:`S` is
    numerically invertible (condition number ≤ ``max_condition``); medians and 10 %/90 %
    quantiles over the points are reported per data set and ratio.
 2. **Scaling of EF-preconditioned steps (§4.3).** At points
@@ -75,8 +75,8 @@ import torch
 from torch import Tensor
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
-from fisherlab.experiments.kunstner_fig3 import PUBLISHED
-from fisherlab.experiments.preconditioning import (
+from fisherlab.experiments.kunstner.fig3 import PUBLISHED
+from fisherlab.experiments.kunstner.preconditioning import (
     gradient_resolved,
     linear_problem,
     optimum,

@@ -1,6 +1,6 @@
 r"""``wen-fig2-3``: SB, LB, LB + full and LB + diagonal Fisher noise (Wen et al. Fig. 2, 3, 5a).
 
-Reduced scale, on the setup of ``wen-tables`` (:mod:`fisherlab.experiments.wen_common`,
+Reduced scale, on the setup of ``wen-tables`` (:mod:`fisherlab.experiments.wen.common`,
 where the SB/LB generalization gap that motivates the paper is tested): a 1-D CNN (3 conv
 layers, 16 channels) on 2000 MNIST-1D training signals instead of ResNet-44 on CIFAR-10;
 :math:`M_S = 32`, :math:`M_L = 256` (ratio 8, the paper's is 4096/128 = 32; ``wen-tables``
@@ -47,7 +47,7 @@ import torch
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, mean_se
-from fisherlab.experiments.wen_common import Regime, evaluate, load_data, make_cnn, train
+from fisherlab.experiments.wen.common import Regime, evaluate, load_data, make_cnn, train
 
 __all__ = ["EXPERIMENT", "Fig23Config", "REGIMES", "fisher_frobenius"]
 

@@ -1,6 +1,6 @@
 r"""``wen-tables``: accuracy of SB, LB and the noise variants (Wen et al. Tables 1-2, Fig. 5b).
 
-Reduced scale (:mod:`fisherlab.experiments.wen_common`): a 1-D CNN (3 conv layers, 16
+Reduced scale (:mod:`fisherlab.experiments.wen.common`): a 1-D CNN (3 conv layers, 16
 channels) on 2000 MNIST-1D training signals, the generator's 1000 test signals for
 validation, instead of LeNet/AlexNet/VGG/ResNet on MNIST/CIFAR; :math:`M_S = 32`,
 :math:`M_L = 128` (ratio 4 instead of the paper's 32: with :math:`M_L = 256`, plain
@@ -57,7 +57,7 @@ from fisherlab.experiments.verdicts import (
     mean_se,
     se_of_difference,
 )
-from fisherlab.experiments.wen_common import (
+from fisherlab.experiments.wen.common import (
     Data,
     Regime,
     evaluate,

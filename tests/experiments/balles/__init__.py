@@ -1,0 +1,1 @@
+"""Tests of the Balles 2021 experiments."""

@@ -1,0 +1,1 @@
+"""Tests of the Kunstner et al. 2019 experiments."""

@@ -1,0 +1,1 @@
+"""Tests of the Wen et al. 2020 experiments."""
