@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
+from fisherlab.experiments.common import make_mlp
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt, mean_se
 
@@ -96,12 +97,7 @@ def _run_cell(dataset: str, seed: int, cfg: DemoConfig) -> dict[str, Any]:
     import fisherlab as fl
 
     X, y = _make_data(dataset, cfg, seed)
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(cfg.n_features, cfg.hidden),
-        torch.nn.Tanh(),
-        torch.nn.Linear(cfg.hidden, cfg.n_classes),
-    ).double()
+    model = make_mlp([cfg.n_features, cfg.hidden, cfg.n_classes], torch.nn.Tanh, seed).double()
     lik = fl.likelihoods.Categorical()
     checkpoints = sorted(
         {round(i * cfg.steps / (cfg.n_checkpoints - 1)) for i in range(cfg.n_checkpoints)}

@@ -45,6 +45,13 @@ from typing import Any
 
 import torch
 
+from fisherlab.experiments.balles.training import (
+    grid_neighbor,
+    load_problem,
+    log10,
+    make_model,
+    measure,
+)
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, interior, mean_se
@@ -143,7 +150,6 @@ def train(
     ``seed`` defaults to ``cfg.seed``.
     """
     import fisherlab as fl
-    from fisherlab.experiments.balles.training import evaluate, load_problem, make_model
     from fisherlab.optim import CABS, AdaptiveBatchSampler, NormTest
 
     seed = cfg.seed if seed is None else int(seed)
@@ -177,10 +183,9 @@ def train(
     rec: dict[str, Any] = {"examples": [], "train_loss": [], "test_acc": [], "batch": []}
 
     def log(examples: int) -> None:
-        loss, _ = evaluate(model, problem.X_train, problem.y_train)
-        _, acc = evaluate(model, problem.X_test, problem.y_test)
+        loss, acc = measure(model, problem)
         rec["examples"].append(examples)
-        rec["train_loss"].append(loss if math.isfinite(loss) else float("inf"))
+        rec["train_loss"].append(loss)
         rec["test_acc"].append(acc)
         rec["batch"].append(int(rule.next_batch_size))
 
@@ -242,17 +247,11 @@ def _variants(cfg: CABSConfig) -> dict[str, list[tuple[str, str, dict[str, Any]]
     return out
 
 
-def _log10(x: float) -> float:
-    return math.log10(x) if x > 0 else -math.inf
-
-
 def run(cfg: CABSConfig, ctx: RunContext) -> dict[str, Any]:
     """Every strategy at every learning rate on seed 0, grid extension, selection, seeds.
 
     One resumable cell per (variant, lr, seed).
     """
-    from fisherlab.experiments.balles.training import grid_neighbor
-
     if cfg.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
     store = ctx.cells("runs")
@@ -298,7 +297,7 @@ def run(cfg: CABSConfig, ctx: RunContext) -> dict[str, Any]:
             "grid": grid,
             "lr_interior": interior(lr, grid),
             "final_train_loss": [r["train_loss"][-1] for r in reps],
-            "log10_final_train_loss": [_log10(r["train_loss"][-1]) for r in reps],
+            "log10_final_train_loss": [log10(r["train_loss"][-1]) for r in reps],
             "max_test_acc": [max(r["test_acc"]) for r in reps],
             "steps": [r["steps"] for r in reps],
             "batch": [r["batch"] for r in reps],

@@ -37,6 +37,14 @@ from typing import Any
 
 import torch
 
+from fisherlab.experiments.balles.training import (
+    grid_neighbor,
+    load_problem,
+    log10,
+    make_model,
+    mean_std,
+    measure,
+)
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, interior, mean_se
@@ -194,7 +202,6 @@ def train(
     :func:`fisherlab.engine.hooks.collect` during the ordinary backward pass.
     """
     import fisherlab as fl
-    from fisherlab.experiments.balles.training import evaluate, load_problem, make_model
 
     problem = load_problem(problem_name)
     model = make_model(problem, seed)
@@ -208,10 +215,9 @@ def train(
         record["shrinkage"] = []
 
     def log(step: int) -> None:
-        loss, _ = evaluate(model, problem.X_train, problem.y_train)
-        _, acc = evaluate(model, problem.X_test, problem.y_test)
+        loss, acc = measure(model, problem)
         record["step"].append(step)
-        record["train_loss"].append(loss if math.isfinite(loss) else float("inf"))
+        record["train_loss"].append(loss)
         record["test_acc"].append(acc)
 
     log(0)
@@ -259,10 +265,6 @@ def _score(rec: dict[str, Any]) -> tuple[float, float]:
     return max(rec["test_acc"]), -rec["train_loss"][-1]
 
 
-def _log10(x: float) -> float:
-    return math.log10(x) if x > 0 else -math.inf
-
-
 def tune_and_replicate(cfg: TuningConfig, ctx: RunContext) -> dict[str, Any]:
     """Tune the step size per (problem, method) on seed 0, extend edges, replicate over seeds.
 
@@ -273,8 +275,6 @@ def tune_and_replicate(cfg: TuningConfig, ctx: RunContext) -> dict[str, Any]:
     ``min_train_loss``, ``max_test_acc`` (and ``shrinkage``: the mean step shrinkage of
     each seed, for M-SVAG variants).
     """
-    from fisherlab.experiments.balles.training import grid_neighbor, mean_std
-
     for m in cfg.methods:
         if m not in ALL_METHODS:
             raise ValueError(f"unknown method {m!r}; known: {', '.join(ALL_METHODS)}")
@@ -324,7 +324,7 @@ def tune_and_replicate(cfg: TuningConfig, ctx: RunContext) -> dict[str, Any]:
             "test_acc_mean": acc_mean,
             "test_acc_std": acc_std,
             "final_train_loss": final,
-            "log10_final_train_loss": [_log10(x) for x in final],
+            "log10_final_train_loss": [log10(x) for x in final],
             "min_train_loss": [min(r["train_loss"]) for r in runs],
             "max_test_acc": [max(r["test_acc"]) for r in runs],
         }

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
+from fisherlab.experiments.common import ellipse_points
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt
 
@@ -218,14 +219,6 @@ def run(cfg: Fig62Config, ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def _ellipse(M: np.ndarray, n: int = 200) -> np.ndarray:
-    """Points of the contour θᵀMθ = 1 of a positive definite 2x2 matrix."""
-    lam, Q = np.linalg.eigh(M)
-    t = np.linspace(0, 2 * math.pi, n)
-    circle = np.stack([np.cos(t), np.sin(t)])
-    return Q @ (circle / np.sqrt(lam)[:, None])
-
-
 def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
     """Fig. 6.2: H-ellipse, separable bounding ellipse and Euclidean circle; L_sep against ω."""
     from fisherlab.plotting import new_figure, save_figure
@@ -244,8 +237,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
                 (np.diag(c["l"]), "--", "diag(l)"),
                 (lam * np.eye(2), ":", "λ_max I"),
             ):
-                pts = _ellipse(M)
-                ax.plot(pts[0], pts[1], style, label=label)
+                pts = ellipse_points(torch.from_numpy(M)).numpy()  # θᵀMθ = 1
+                ax.plot(pts[:, 0], pts[:, 1], style, label=label)
             ax.set_aspect("equal")
             ax.set_title(f"λ_max={fmt(lam, 3)}, ω={fmt(math.degrees(omegas[k]), 3)}°", fontsize=8)
             if i == 0 and j == 0:

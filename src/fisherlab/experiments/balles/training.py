@@ -19,14 +19,17 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from fisherlab.experiments.common import evaluate, make_mlp, seeded
+
 __all__ = [
     "PROBLEMS",
     "Problem",
-    "evaluate",
     "grid_neighbor",
     "load_problem",
+    "log10",
     "make_model",
     "mean_std",
+    "measure",
 ]
 
 #: name -> (data set, hidden layer widths); an empty tuple means the digits CNN
@@ -89,12 +92,18 @@ def load_problem(name: str) -> Problem:
 
 
 def make_model(problem: Problem, seed: int) -> torch.nn.Sequential:
-    """ReLU MLP (or the digits CNN) with PyTorch's default initialisation, seeded by ``seed``."""
-    torch.manual_seed(seed)
-    if not problem.hidden:
-        if problem.X_train.shape[1] != 64:
-            raise ValueError(f"the CNN needs 8x8 images, got {problem.X_train.shape[1]} inputs")
-        return torch.nn.Sequential(
+    """ReLU MLP (or the digits CNN) with PyTorch's default initialisation, seeded by ``seed``.
+
+    The weights are drawn under :func:`fisherlab.experiments.common.seeded`.
+    """
+    if problem.hidden:
+        widths = [problem.X_train.shape[1], *problem.hidden, problem.num_classes]
+        return make_mlp(widths, torch.nn.ReLU, seed)
+    if problem.X_train.shape[1] != 64:
+        raise ValueError(f"the CNN needs 8x8 images, got {problem.X_train.shape[1]} inputs")
+    return seeded(
+        seed,
+        lambda: torch.nn.Sequential(
             torch.nn.Unflatten(1, (1, 8, 8)),
             torch.nn.Conv2d(1, 8, 3, padding=1),
             torch.nn.ReLU(),
@@ -106,23 +115,24 @@ def make_model(problem: Problem, seed: int) -> torch.nn.Sequential:
             torch.nn.Linear(64, 32),
             torch.nn.ReLU(),
             torch.nn.Linear(32, problem.num_classes),
-        )
-    layers: list[torch.nn.Module] = []
-    width = problem.X_train.shape[1]
-    for h in problem.hidden:
-        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
-        width = h
-    layers.append(torch.nn.Linear(width, problem.num_classes))
-    return torch.nn.Sequential(*layers)
+        ),
+    )
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, X: Tensor, y: Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(X, y)``."""
-    out = model(X)
-    loss = torch.nn.functional.cross_entropy(out, y)
-    acc = (out.argmax(1) == y).float().mean()
-    return float(loss), float(acc)
+def measure(model: torch.nn.Module, problem: Problem) -> tuple[float, float]:
+    """Full training loss (``+inf`` once it is not finite) and test accuracy of ``model``.
+
+    The two numbers every evaluation of the training experiments records
+    (:func:`fisherlab.experiments.common.evaluate` on the training and the test split).
+    """
+    loss, _ = evaluate(model, problem.X_train, problem.y_train)
+    _, accuracy = evaluate(model, problem.X_test, problem.y_test)
+    return (loss if math.isfinite(loss) else math.inf), accuracy
+
+
+def log10(x: float) -> float:
+    r""":math:`\log_{10} x`, and :math:`-\infty` for ``x <= 0`` (a loss that reached 0)."""
+    return math.log10(x) if x > 0 else -math.inf
 
 
 def mean_std(curves: list[list[float]]) -> tuple[list[float], list[float]]:

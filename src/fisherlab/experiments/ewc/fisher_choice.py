@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
+from fisherlab.experiments.common import evaluate, make_mlp
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt, interior, mean_se
 
@@ -113,11 +114,6 @@ def _tasks(seed: int, val_fraction: float) -> dict[str, dict[str, tuple[torch.Te
     return out
 
 
-def _accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float((model(X).argmax(1) == y).double().mean())
-
-
 def _train(model, X, y, steps: int, lr: float, penalty=None) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
@@ -131,7 +127,7 @@ def _train(model, X, y, steps: int, lr: float, penalty=None) -> None:
 
 def _scores(model: torch.nn.Module, tasks: dict) -> dict[str, float]:
     return {
-        f"{split}_{task.lower()}": _accuracy(model, *tasks[task][split])
+        f"{split}_{task.lower()}": evaluate(model, *tasks[task][split])[1]
         for task in ("A", "B")
         for split in ("val", "test")
     }
@@ -145,16 +141,13 @@ def _run_seed(cfg: EWCConfig, seed: int, store) -> dict[str, Any]:
     tasks = _tasks(seed, cfg.val_fraction)
     XA, yA = tasks["A"]["train"]
     XB, yB = tasks["B"]["train"]
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, cfg.hidden), torch.nn.Tanh(), torch.nn.Linear(cfg.hidden, 10)
-    )
+    model = make_mlp([64, cfg.hidden, 10], torch.nn.Tanh, seed)
     _train(model, XA, yA, cfg.steps_a, cfg.lr)
     theta_a = {k: v.clone() for k, v in model.state_dict().items()}
     info = {
         "seed": seed,
-        "train_accuracy_a": _accuracy(model, XA, yA),
-        "test_accuracy_a_before_b": _accuracy(model, *tasks["A"]["test"]),
+        "train_accuracy_a": evaluate(model, XA, yA)[1],
+        "test_accuracy_a_before_b": evaluate(model, *tasks["A"]["test"])[1],
     }
     likelihood = fl.likelihoods.Categorical()
     diagonals, anchors = {}, {}

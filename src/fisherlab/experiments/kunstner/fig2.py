@@ -79,6 +79,8 @@ import torch
 
 from fisherlab.datasets.synthetic import READINGS
 from fisherlab.experiments.base import Claim, Experiment, RunContext
+from fisherlab.experiments.common import ellipse_points
+from fisherlab.experiments.kunstner.common import loglog_slope
 from fisherlab.experiments.registry import register
 from fisherlab.experiments.verdicts import fmt, greater_by_se, mean_se
 
@@ -251,16 +253,6 @@ def _fit(
     return record, model, data
 
 
-def _ellipse(center: torch.Tensor, M: torch.Tensor, level: float, num: int = 200) -> list:
-    """Points of ``{θ : ½ (θ − c)ᵀ M (θ − c) = level}``, shape ``(num, 2)``."""
-    angles = torch.linspace(0.0, 2 * math.pi, num, dtype=torch.float64)
-    circle = torch.stack([angles.cos(), angles.sin()], dim=-1)
-    L = torch.linalg.cholesky(M)
-    # d = sqrt(2 level) L^{-T} u  gives  dᵀ M d = 2 level
-    d = torch.linalg.solve_triangular(L.T, circle.T, upper=True).T * math.sqrt(2 * level)
-    return (center + d).tolist()
-
-
 def _panel(cfg: Fig2Config, problem: str, variant: str) -> dict[str, Any]:
     """Fit of the figure's data set plus everything its two panels need."""
     record, model, data = _fit(problem, variant, cfg.seed, cfg.n, cfg.reading)
@@ -283,8 +275,8 @@ def _panel(cfg: Fig2Config, problem: str, variant: str) -> dict[str, Any]:
                 "axis1": axes[1].tolist(),
                 "excess_loss": excess.tolist(),  # [i (θ_1)][j (θ_0)]
             },
-            "ellipse_fisher": _ellipse(theta, F, level),
-            "ellipse_empirical_fisher": _ellipse(theta, EF, level),
+            "ellipse_fisher": ellipse_points(F, level, theta).tolist(),
+            "ellipse_empirical_fisher": ellipse_points(EF, level, theta).tolist(),
             "data": {
                 "x": [[round(v, 4) for v in row] for row in data.X.tolist()],
                 "y": [round(v, 4) for v in data.y.tolist()],
@@ -556,15 +548,6 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _slope(ns: list[int], values: list[float]) -> float:
-    """Least-squares slope of ``log(values)`` against ``log(ns)``."""
-    xs, ys = [math.log(n) for n in ns], [math.log(v) for v in values]
-    mx, my = _mean(xs), _mean(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs
-    )
-
-
 def _sd(values: list[float]) -> float:
     """Sample standard deviation (the spread of one data set's value)."""
     m = _mean(values)
@@ -679,7 +662,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     if len(ns) >= 2:
         for problem, sweep in results["sweep"].items():
             means = {v: [_mean(sweep[v][str(m)]) for m in ns] for v in VARIANTS}
-            slope = _slope(ns, means["correct"])
+            slope = loglog_slope(ns, means["correct"])
             out.append(
                 Claim(
                     claim=f"{problem}: for the correct model the EF approaches the Fisher at "
@@ -696,7 +679,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
                 )
             )
             last = [str(ns[-2]), str(ns[-1])]
-            limits = {v: _slope(ns[-2:], means[v][-2:]) for v in VARIANTS[1:]}
+            limits = {v: loglog_slope(ns[-2:], means[v][-2:]) for v in VARIANTS[1:]}
             above = {v: greater_by_se(sweep[v][last[1]], sweep["correct"][last[1]]) for v in limits}
             out.append(
                 Claim(

@@ -75,6 +75,7 @@ import torch
 from torch import Tensor
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
+from fisherlab.experiments.kunstner.common import loglog_slope
 from fisherlab.experiments.kunstner.fig3 import PUBLISHED
 from fisherlab.experiments.kunstner.preconditioning import (
     gradient_resolved,
@@ -224,12 +225,6 @@ def _scaling_on_ray(model: Any, cfg: VarianceAdaptationConfig, theta_star: Tenso
     }
 
 
-def _loglog_slope(x: list[float], y: list[float], points: int) -> float:
-    lx, ly = torch.tensor(x[-points:]).log(), torch.tensor(y[-points:]).log()
-    lx, ly = lx - lx.mean(), ly - ly.mean()
-    return float((lx @ ly) / (lx @ lx))
-
-
 def run(cfg: VarianceAdaptationConfig, ctx: RunContext) -> dict[str, Any]:
     """Expected errors at controlled noise-to-signal ratios; step norms along a ray."""
     results: dict[str, Any] = {"errors": {}, "ray": {}, "ratios": list(cfg.ratios)}
@@ -250,11 +245,11 @@ def run(cfg: VarianceAdaptationConfig, ctx: RunContext) -> dict[str, Any]:
             )
         if data.task == "regression":
             ray = _scaling_on_ray(model, cfg, optimum(model))
-            ray["slope_gradient"] = _loglog_slope(ray["s"], ray["gradient_norm"], decade)
-            ray["slope_ef"] = _loglog_slope(ray["gradient_norm"], ray["ef_step_norm"], decade)
-            ray["slope_adapted"] = _loglog_slope(
-                ray["gradient_norm"], ray["adapted_step_norm"], decade
-            )
+            far = slice(-decade, None)  # the farthest decade of the ray
+            g = ray["gradient_norm"][far]
+            ray["slope_gradient"] = loglog_slope(ray["s"][far], g)
+            ray["slope_ef"] = loglog_slope(g, ray["ef_step_norm"][far])
+            ray["slope_adapted"] = loglog_slope(g, ray["adapted_step_norm"][far])
             results["ray"][name] = ray
             slope_rows.append([name, ray["slope_gradient"], ray["slope_ef"], ray["slope_adapted"]])
     results["tables"] = {

@@ -21,18 +21,22 @@ module is not an experiment; it registers nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from fisherlab.experiments.common import evaluate, seeded
+from fisherlab.experiments.verdicts import mean_se
+
 __all__ = [
     "Data",
     "Regime",
-    "evaluate",
     "fit_temperature",
+    "gap_fraction",
     "load_data",
+    "loss_and_accuracy",
     "make_cnn",
     "make_noisy_optimizer",
     "sharpness",
@@ -102,9 +106,13 @@ def make_cnn(channels: int, classes: int, seed: int, length: int = 40) -> torch.
     """Three 5-tap Conv1d layers (strides 1, 2, 2), ReLU, a linear read-out.
 
     He-normal convolution weights, zero biases and a zero read-out layer (the network
-    starts at the uniform prediction; large-batch SGD is then less prone to diverge).
+    starts at the uniform prediction; large-batch SGD is then less prone to diverge),
+    drawn under :func:`fisherlab.experiments.common.seeded` with ``seed``.
     """
-    torch.manual_seed(seed)
+    return seeded(seed, lambda: _cnn(channels, classes, length))
+
+
+def _cnn(channels: int, classes: int, length: int) -> torch.nn.Module:
     nn = torch.nn
     out_length = math.ceil(math.ceil(length / 2) / 2)
     model = nn.Sequential(
@@ -126,13 +134,26 @@ def make_cnn(channels: int, classes: int, seed: int, length: int = 40) -> torch.
     return model
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Return (mean cross-entropy, error rate) of ``model`` on ``(X, y)``; NaN loss if diverged."""
-    out = model(X)
-    loss = float(torch.nn.functional.cross_entropy(out, y))
-    error = float((out.argmax(1) != y).double().mean()) if math.isfinite(loss) else 1.0
-    return loss, error
+def loss_and_accuracy(
+    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (:func:`fisherlab.experiments.common.evaluate`).
+
+    A diverged model (loss not finite) counts as accuracy 0.
+    """
+    loss, accuracy = evaluate(model, X, y)
+    return loss, (accuracy if math.isfinite(loss) else 0.0)
+
+
+def gap_fraction(values: Mapping[str, Sequence[float]], name: str) -> float:
+    r"""Fraction of the SB-LB gap that regime ``name`` closes (Wen et al. Tables 1-2).
+
+    :math:`(\bar x - \bar x_{LB}) / (\bar x_{SB} - \bar x_{LB})` with the means over
+    seeds of ``values[name]``, ``values["LB"]`` and ``values["SB"]`` (0 at LB, 1 at SB);
+    NaN when the SB and LB means are equal.
+    """
+    sb, lb = mean_se(values["SB"])[0], mean_se(values["LB"])[0]
+    return (mean_se(values[name])[0] - lb) / (sb - lb) if sb != lb else math.nan
 
 
 def make_noisy_optimizer(

@@ -46,8 +46,15 @@ import torch
 
 from fisherlab.experiments.base import Claim, Experiment, RunContext
 from fisherlab.experiments.registry import register
-from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se, mean_se
-from fisherlab.experiments.wen.common import Regime, evaluate, load_data, make_cnn, train
+from fisherlab.experiments.verdicts import fmt, fmt_mean_se, greater_by_se
+from fisherlab.experiments.wen.common import (
+    Regime,
+    gap_fraction,
+    load_data,
+    loss_and_accuracy,
+    make_cnn,
+    train,
+)
 
 __all__ = ["EXPERIMENT", "Fig23Config", "REGIMES", "fisher_frobenius"]
 
@@ -155,10 +162,10 @@ def _train_cell(cfg: Fig23Config, data: Any, name: str, seed: int, fro: bool) ->
 
     def callback(step: int, m: torch.nn.Module) -> None:
         if step % cfg.eval_every == 0 or step == cfg.updates:
-            loss, error = evaluate(m, data.X, data.y)
+            loss, accuracy = loss_and_accuracy(m, data.X, data.y)
             curve["update"].append(step)
             curve["loss"].append(loss)
-            curve["error"].append(error)
+            curve["error"].append(1.0 - accuracy)
         if fro and step in checkpoints:
             full, diag = fisher_frobenius(m, Xf, yf, cfg.fisher)
             frobenius["update"].append(step)
@@ -338,12 +345,6 @@ VARIANCE_FACTOR = 2.0  # "roughly the same" variance: within this factor of SB's
 MAX_VARIANCE_RSE = 0.25  # largest relative standard error of a variance estimate allowed
 
 
-def _position(tail: dict[str, list[float]], name: str) -> float:
-    """Where a regime's mean tail loss lies between LB (0) and SB (1)."""
-    sb, lb = mean_se(tail["SB"])[0], mean_se(tail["LB"])[0]
-    return (mean_se(tail[name])[0] - lb) / (sb - lb) if sb != lb else math.nan
-
-
 def claims(results: dict[str, Any]) -> list[Claim]:
     """Fig. 2 (variance), Fig. 3 (convergence per update) and Fig. 5a (Frobenius norms)."""
     c = results["curves"]
@@ -355,7 +356,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     rse = math.sqrt(2.0 / (draws - 1)) if draws > 1 else math.inf
     fro = results["frobenius"]
     ratios = [f / d if d > 0 else math.nan for f, d in zip(fro["full"], fro["diag"], strict=True)]
-    p_full, p_diag = _position(tail, "LB+full F"), _position(tail, "LB+diag F")
+    p_full, p_diag = gap_fraction(tail, "LB+full F"), gap_fraction(tail, "LB+diag F")
     lb_faster = greater_by_se(tail["SB"], tail["LB"])
     tails = "; ".join(f"{n} {fmt_mean_se(tail[n])}" for n in REGIMES)
     convergence_premise = (

@@ -60,8 +60,9 @@ from fisherlab.experiments.verdicts import (
 from fisherlab.experiments.wen.common import (
     Data,
     Regime,
-    evaluate,
+    gap_fraction,
     load_data,
+    loss_and_accuracy,
     make_cnn,
     sharpness,
     train,
@@ -164,16 +165,16 @@ def _cell(cfg: TablesConfig, data: Data, regime: Regime, seed: int) -> dict[str,
         epochs=cfg.epochs, noise_fraction=cfg.noise_fraction,
         switch_fraction=cfg.noise_fraction, multiplicative_std=cfg.multiplicative_std,
     )  # fmt: skip
-    train_loss, train_error = evaluate(model, data.X, data.y)
-    val_loss, val_error = evaluate(model, data.X_test, data.y_test)
+    train_loss, train_accuracy = loss_and_accuracy(model, data.X, data.y)
+    val_loss, val_accuracy = loss_and_accuracy(model, data.X_test, data.y_test)
     out: dict[str, Any] = {
         "lr": regime.lr,
         "updates": updates,
         "diverged": not math.isfinite(train_loss),
         "train_loss": train_loss,
-        "train_accuracy": 100.0 * (1.0 - train_error),
+        "train_accuracy": 100.0 * train_accuracy,
         "val_loss": val_loss,
-        "val_accuracy": 100.0 * (1.0 - val_error),
+        "val_accuracy": 100.0 * val_accuracy,
     }
     if regime.name in SHARPNESS and not out["diverged"]:
         out.update(sharpness(model, data, cfg.sharpness_samples))
@@ -349,12 +350,6 @@ def premise(results: dict[str, Any]) -> tuple[bool, str, str]:
     return gap and comparable and all(inside.values()), text, numbers
 
 
-def _fraction_closed(m: dict[str, Any], name: str) -> float:
-    sb, lb = mean_se(m["SB"]["val_accuracy"])[0], mean_se(m["LB"]["val_accuracy"])[0]
-    x = mean_se(m[name]["val_accuracy"])[0]
-    return (x - lb) / (sb - lb) if sb != lb else math.nan
-
-
 def _acc(m: dict[str, Any], name: str, field: str = "val_accuracy") -> str:
     mean, se = mean_se(m[name][field])
     return f"{name} {fmt(mean)} ± {fmt(se, 2)}"
@@ -371,7 +366,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     inside = all(interior(t["selected"], t["grid"]) for t in results["tuning"].values())
     lam = {k: [v for v in m[k]["lambda_max"] if math.isfinite(v)] for k in SHARPNESS}
     lam_ok = all(len(v) == n for v in lam.values())
-    closed_diag, closed_bc = _fraction_closed(m, "LB+diag F"), _fraction_closed(m, "BatchChange")
+    closed_diag, closed_bc = gap_fraction(val, "LB+diag F"), gap_fraction(val, "BatchChange")
     variants = ("K-FAC", "Fisher trace")
     better = {k: greater_by_se(val[k], val["LB+diag F"]) for k in variants}
     se_diff = {k: se_of_difference(val[k], val["LB+diag F"]) for k in variants}
