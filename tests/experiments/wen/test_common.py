@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fisherlab.experiments.wen.common import gap_fraction, loss_and_accuracy
+from fisherlab.experiments.wen.common import gap_fraction, loss_and_accuracy, make_cnn
 
 
 def test_gap_fraction_is_zero_at_lb_one_at_sb():
@@ -29,3 +29,12 @@ def test_loss_and_accuracy_counts_a_diverged_model_as_accuracy_zero():
         model.bias.fill_(math.nan)
     loss, accuracy = loss_and_accuracy(model, X, y)
     assert math.isnan(loss) and accuracy == 0.0
+
+
+def test_make_cnn_is_seeded_and_leaves_the_global_generator_alone():
+    state = torch.random.get_rng_state()
+    a, b, c = make_cnn(4, 10, seed=2), make_cnn(4, 10, seed=2), make_cnn(4, 10, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a[0].weight, c[0].weight)
+    assert not a[-1].weight.any()  # the zero read-out layer
