@@ -1,8 +1,30 @@
-"""Matrix-free symmetric operators: products, damped solves, dense and SciPy views."""
+r"""The matrix interface every representation shares, and matrix-free operators.
+
+:class:`_SquareMatrix` declares the interface of a symmetric ``D × D`` representation
+:math:`A`:
+
+- ``A @ v``: :math:`A v` for ``(D,)``, :math:`A V` for columns ``(D, k)``;
+- ``solve(v, damping)``: :math:`(A + \lambda I)^{-1} v`;
+- ``power(p, damping)``: :math:`(A + \lambda I)^p`, as a representation;
+- ``sqrt()``: :math:`A^{1/2}` of a positive semi-definite :math:`A`;
+- ``inv_sqrt(damping)``: :math:`(A + \lambda I)^{-1/2}`;
+- ``diag()``, ``trace()``: :math:`(A_{ii})_i` and :math:`\sum_i A_{ii}`;
+- ``frobenius_norm()``: :math:`\|A\|_F = (\sum_{ij} A_{ij}^2)^{1/2}`;
+- ``abs_sum()``: :math:`\sum_{ij} |A_{ij}|`;
+- ``eigenvalues()``: all ``D`` eigenvalues, ascending;
+- ``to_dense()``, ``to_scipy()``, ``to_operator()``: the ``(D, D)`` tensor, a SciPy
+  ``LinearOperator`` and a :class:`CurvatureOperator` view.
+
+A method a class cannot provide exactly and cheaply raises ``TypeError`` naming the class
+and the cheaper route. Two flags state the cost model for :mod:`fisherlab.linalg`:
+``matrix_free`` (only products are available, so traces and norms are estimated) and
+``explicit`` (the entries are stored, so a full eigendecomposition is the exact route).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -25,7 +47,15 @@ def _check_damping(damping: float) -> float:
 
 
 class _SquareMatrix:
-    """What every ``D × D`` representation shares: size, dtype, device, name, input checks."""
+    """The interface of every ``D × D`` representation, with size, dtype, device and name.
+
+    See the module docstring for the methods. The defaults here raise ``TypeError`` (or
+    ``NotImplementedError`` for the products, solves and dense views every subclass
+    defines) and build the operator and SciPy views from ``self @ V``.
+    """
+
+    matrix_free: bool = False
+    explicit: bool = False
 
     def __init__(self, dim: int, dtype: torch.dtype, device: torch.device, name: str) -> None:
         self.dim = dim
@@ -60,6 +90,76 @@ class _SquareMatrix:
             device=self.device,
         )
 
+    def _unavailable(self, what: str, route: str) -> NoReturn:
+        kind = "matrix-free " if self.matrix_free else ""
+        raise TypeError(f"{what} of a {kind}{type(self).__name__} is not available; {route}")
+
+    def _abstract(self, what: str) -> NoReturn:
+        raise NotImplementedError(f"{type(self).__name__} does not define {what}")
+
+    # -- the interface -------------------------------------------------------------------
+    def __matmul__(self, v: Tensor) -> Tensor:
+        """``A v`` for a vector ``(D,)`` or ``A V`` for columns ``(D, k)``."""
+        self._abstract("@")
+
+    def solve(self, v: Tensor, damping: float = 0.0) -> Tensor:
+        r"""Solve :math:`(A + \lambda I) x = v` for ``v`` of shape ``(D,)`` or ``(D, k)``."""
+        self._abstract("solve()")
+
+    def to_dense(self) -> Tensor:
+        """Return the dense ``(D, D)`` matrix."""
+        self._abstract("to_dense()")
+
+    def power(self, p: float, damping: float = 0.0) -> _SquareMatrix:
+        r""":math:`(A + \lambda I)^p` as a representation."""
+        self._unavailable("power", "use to_dense() for small D")
+
+    def sqrt(self) -> _SquareMatrix:
+        r"""Principal square root :math:`A^{1/2}` of a positive semi-definite matrix."""
+        self._unavailable("sqrtm", "use to_dense() for small D")
+
+    def inv_sqrt(self, damping: float = 0.0) -> _SquareMatrix:
+        r""":math:`(A + \lambda I)^{-1/2}`."""
+        self._unavailable("inv_sqrtm", "use to_dense() for small D")
+
+    def diag(self) -> Tensor:
+        """Return the diagonal ``(D,)``."""
+        self._unavailable(
+            "diag", "use fisherlab.linalg.diagonal_concentration (D products) or to_dense()"
+        )
+
+    def trace(self) -> Tensor:
+        r""":math:`\mathrm{tr}(A)`."""
+        self._unavailable("trace", 'use fisherlab.linalg.trace(..., method="hutchinson")')
+
+    def frobenius_norm(self) -> Tensor:
+        r""":math:`\|A\|_F`."""
+        self._unavailable(
+            "frobenius_norm", 'use fisherlab.linalg.frobenius_norm(..., method="hutchinson")'
+        )
+
+    def abs_sum(self) -> Tensor:
+        r""":math:`\sum_{ij} |A_{ij}|`."""
+        self._unavailable("abs_sum", "use fisherlab.linalg.abs_sum (D products)")
+
+    def eigenvalues(self) -> Tensor:
+        """All ``D`` eigenvalues, ascending."""
+        self._unavailable(
+            "eigenvalues",
+            "use fisherlab.linalg.top_eigenpairs (Lanczos) or spectral_density, or to_dense() "
+            "for small D",
+        )
+
+    def to_operator(self) -> CurvatureOperator:
+        """Return a matrix-free :class:`CurvatureOperator` view (products ``self @ V``)."""
+        return CurvatureOperator(
+            lambda V: self @ V, self.dim, self.dtype, self.device, name=self.name
+        )
+
+    def to_scipy(self) -> LinearOperator:
+        """Return a :class:`scipy.sparse.linalg.LinearOperator` view (float64)."""
+        return self.to_operator().to_scipy()
+
 
 class CurvatureOperator(_SquareMatrix):
     r"""A symmetric ``D × D`` matrix known only through products ``A V``.
@@ -78,6 +178,13 @@ class CurvatureOperator(_SquareMatrix):
         ``solve(method="auto")`` builds the dense matrix and solves directly when
         ``D <= dense_threshold``, and uses conjugate gradients otherwise.
 
+    Notes
+    -----
+    Only products, solves and the dense and SciPy views are available: ``sqrt``,
+    ``power``, ``inv_sqrt``, ``diag``, ``trace``, ``frobenius_norm``, ``abs_sum`` and
+    ``eigenvalues`` raise ``TypeError`` naming the route (the estimators of
+    :mod:`fisherlab.linalg`, or :meth:`to_dense` for small ``D``).
+
     Examples
     --------
     >>> import torch
@@ -86,6 +193,8 @@ class CurvatureOperator(_SquareMatrix):
     >>> op @ torch.tensor([1.0, 0.0], dtype=torch.float64)
     tensor([2., 1.], dtype=torch.float64)
     """
+
+    matrix_free = True
 
     def __init__(
         self,
@@ -102,6 +211,10 @@ class CurvatureOperator(_SquareMatrix):
 
     def __repr__(self) -> str:
         return f"CurvatureOperator({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+    def to_operator(self) -> CurvatureOperator:
+        """Return the operator itself."""
+        return self
 
     def __matmul__(self, v: Tensor) -> Tensor:
         """``A v`` for a vector ``(D,)`` or ``A V`` for columns ``(D, k)``."""
@@ -222,10 +335,6 @@ class _BlockMatrix(_SquareMatrix):
         )
         return torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
 
-    def to_operator(self) -> CurvatureOperator:
-        """Return a matrix-free :class:`CurvatureOperator` view (products use the blocks)."""
-        return self._operator(lambda V: self @ V, self.name)
-
-    def to_scipy(self) -> LinearOperator:
-        """Return a :class:`scipy.sparse.linalg.LinearOperator` view (float64)."""
-        return self.to_operator().to_scipy()
+    def power(self, p: float, damping: float = 0.0) -> _SquareMatrix:
+        r""":math:`(A + \lambda I)^p` matrix-free, through the subclass's ``power_operator``."""
+        return self.power_operator(p, damping)
