@@ -42,11 +42,17 @@ from torch.nn.utils.parametrizations import _WeightNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
 from fisherlab.likelihoods import Likelihood
+from fisherlab.progress import progress
 
 __all__ = ["FunctionalModel"]
 
 Params = dict[str, Tensor]
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: memory for one batch of Hessian-vector products on the CPU (a few cache-sized chunks)
+CHUNK_BYTES = 64 << 20
+#: the same on a CUDA device, where wider batches keep the device busy
+CHUNK_BYTES_CUDA = 1 << 30
 
 #: the message for random operations, shared with :func:`fisherlab.validation.check_model`
 RANDOM_MESSAGE = (
@@ -268,24 +274,59 @@ class FunctionalModel:
 
     # -- second order -----------------------------------------------------------------
     @_explained("the dense Hessian")
-    def hessian_dense(self, X: Tensor, y: Tensor, chunk_size: int = 256) -> Tensor:
-        """``∇²_θ Σ_n l_n``, ``(D, D)``, from Hessian-vector products with unit vectors.
+    def hessian_dense(self, X: Tensor, y: Tensor, chunk_size: int | None = None) -> Tensor:
+        r"""``∇²_θ Σ_n l_n``, ``(D, D)``, from batched Hessian-vector products with unit vectors.
+
+        The parameter tensors are ordered from the one farthest from the loss in the autograd
+        graph (the input layer) to the nearest. With blocks :math:`\theta_1, …, \theta_P`
+        in that order, the block column :math:`H_{\ge p, p} = \partial_{\theta_p}
+        \nabla_{\theta_{\ge p}} L` is computed by ``vmap`` over unit vectors
+        :math:`e_j` of block :math:`p` of ``jvp(grad)`` (forward-over-reverse, reverse-over-
+        reverse where the model lacks forward AD), and :math:`H_{p, \ge p} = H_{\ge p, p}^\top`
+        fills the rest by symmetry. Only block :math:`p` carries a tangent and only
+        :math:`\theta_{\ge p}` a gradient, so a product for a block near the output runs
+        through the last layers alone (forward tangents from block :math:`p` on, the
+        backward down to block :math:`p`).
 
         Not ``torch.func.hessian``: through :class:`torch.nn.LayerNorm` it (and
         ``jacrev(jacrev(·))``) gives wrong, non-symmetric entries (off by 0.2 against a
         double-backward oracle for ``Linear(2, 3)``, ``LayerNorm(3)``), while the
-        Hessian-vector products are right. Peak memory ``O(chunk_size · D)`` beyond the
-        result.
+        Hessian-vector products are right.
+
+        Parameters
+        ----------
+        X, y : Tensor
+            The batch.
+        chunk_size : int, optional
+            Unit vectors per batched product. Default: as many as fit in
+            :data:`CHUNK_BYTES` (CPU) or :data:`CHUNK_BYTES_CUDA`, at ``2 S + 2 D`` bytes per
+            vector for ``S`` bytes of tensors the batch's forward pass saves for backward.
+            Peak memory beyond the result is ``O(chunk_size · (S + D))``.
         """
+        self.check_second_order("the dense Hessian")
+        order, saved_bytes = self._block_order(X, y)
         theta = self.flat_params()
         D = theta.numel()
-        columns = []
-        for start in range(0, D, chunk_size):
-            stop = min(start + chunk_size, D)
-            E = torch.zeros(D, stop - start, dtype=theta.dtype, device=theta.device)
-            E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
-            columns.append(self.hessian_matvec(X, y, E))
-        return torch.cat(columns, dim=1)
+        size = self._chunk_size(chunk_size, saved_bytes, theta)
+        offsets = dict(zip(self.names, _starts(self.numels), strict=True))
+        numels = dict(zip(self.names, self.numels, strict=True))
+        tasks = [
+            (i, start, min(start + size, numels[name]))
+            for i, name in enumerate(order)
+            for start in range(0, numels[name], size)
+        ]
+        H = torch.empty(D, D, dtype=theta.dtype, device=theta.device)
+        params = self.params
+        for i, start, stop in progress(tasks, total=len(tasks), desc="dense Hessian", min_total=8):
+            block, wrt = order[i], order[i:]
+            E = _unit_rows(numels[block], start, stop, theta)
+            rows = self._hessian_rows(X, y, block, wrt, {q: params[q] for q in order[:i]}, E)
+            first = offsets[block]
+            for name, part in zip(wrt, rows.split([numels[q] for q in wrt], dim=1), strict=True):
+                columns = slice(offsets[name], offsets[name] + numels[name])
+                H[first + start : first + stop, columns] = part
+                H[columns, first + start : first + stop] = part.T
+        return H
 
     @_explained("Hessian-vector products")
     def hessian_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
@@ -301,21 +342,118 @@ class FunctionalModel:
 
         return self._forward_or_reverse(lambda: vmap(hvp, in_dims=1, out_dims=1)(V))
 
-    def hessian_diag(self, X: Tensor, y: Tensor, chunk_size: int = 256) -> Tensor:
-        """Exact diagonal of the Hessian from Hessian-vector products with unit vectors.
+    @_explained("the Hessian diagonal")
+    def hessian_diag(self, X: Tensor, y: Tensor, chunk_size: int | None = None) -> Tensor:
+        r"""Exact diagonal of the Hessian, ``(D,)``, from batched block Hessian-vector products.
 
-        Peak memory is ``O(chunk_size · D)``; time is ``D / chunk_size`` batched products.
+        Entry :math:`j` of block :math:`p` is :math:`e_j^\top H_{pp} e_j`, from the product
+        of the block's own Hessian :math:`H_{pp} = \partial_{\theta_p} \nabla_{\theta_p} L`
+        (every other parameter a constant) with :math:`e_j`. ``chunk_size`` as in
+        :meth:`hessian_dense`.
         """
+        self.check_second_order("the Hessian diagonal")
+        _, saved_bytes = self._block_order(X, y)
         theta = self.flat_params()
-        D = theta.numel()
-        diagonal = torch.empty(D, dtype=theta.dtype, device=theta.device)
-        for start in range(0, D, chunk_size):
-            stop = min(start + chunk_size, D)
-            E = torch.zeros(D, stop - start, dtype=theta.dtype, device=theta.device)
-            index = torch.arange(start, stop, device=theta.device)
-            E[index, index - start] = 1.0
-            diagonal[start:stop] = self.hessian_matvec(X, y, E)[index, index - start]
-        return diagonal
+        size = self._chunk_size(chunk_size, saved_bytes, theta)
+        params = self.params
+        parts = []
+        for block, numel in zip(self.names, self.numels, strict=True):
+            constants = {q: params[q] for q in self.names if q != block}
+            for start in range(0, numel, size):
+                stop = min(start + size, numel)
+                E = _unit_rows(numel, start, stop, theta)
+                rows = self._hessian_rows(X, y, block, [block], constants, E)
+                parts.append(torch.diagonal(rows[:, start:stop]))
+        return torch.cat(parts)
+
+    def _hessian_rows(
+        self, X: Tensor, y: Tensor, block: str, wrt: list[str], constants: Params, E: Tensor
+    ) -> Tensor:
+        r"""Rows :math:`e_j^\top H_{block, wrt}`, ``(k, D_wrt)``, for unit rows ``E`` of ``block``.
+
+        The Hessian is that of ``Σ_n l_n`` as a function of the parameters ``wrt`` (which
+        include ``block``) with ``constants`` fixed; ``wrt`` is flattened in its order.
+        Forward mode: ``jvp`` of :math:`\nabla_{wrt} L` with the tangent on ``block``
+        alone; reverse mode: ``vjp`` of :math:`\nabla_{block} L` (the Hessian is symmetric).
+
+        Some forward-mode formulas of torch fail when a layer's weight is a constant and its
+        bias has a tangent (``Conv1d`` in float32 on the CPU: "a forward gradient that has a
+        different size"); the rows then come from products with every parameter free.
+        """
+        try:
+            return self._forward_or_reverse(
+                lambda: self._block_rows(X, y, block, wrt, constants, E)
+            )
+        except RuntimeError:
+            if not constants:
+                raise
+        every = [*wrt, *constants]
+        rows = self._forward_or_reverse(lambda: self._block_rows(X, y, block, every, {}, E))
+        params = self.params
+        return rows[:, : sum(params[q].numel() for q in wrt)]
+
+    def _block_rows(
+        self, X: Tensor, y: Tensor, block: str, wrt: list[str], constants: Params, E: Tensor
+    ) -> Tensor:
+        """:meth:`_hessian_rows` in the current mode (forward or reverse), without retry."""
+        params = self.params
+        free = {q: params[q] for q in wrt}
+        shape = params[block].shape
+
+        def loss(tensors: Params) -> Tensor:
+            return self.losses({**constants, **tensors}, X, y).sum()
+
+        def flat(tensors: Params) -> Tensor:
+            return torch.cat([tensors[q].reshape(-1) for q in wrt])
+
+        if self.forward_ad:
+
+            def gradient_of(value: Tensor) -> Tensor:
+                return flat(grad(loss)({**free, block: value.view(shape)}))
+
+            def column(e: Tensor) -> Tensor:
+                return jvp(gradient_of, (free[block].reshape(-1),), (e,))[1]
+
+            return vmap(column)(E)
+        _, pullback = vjp(lambda tensors: grad(loss)(tensors)[block].reshape(-1), free)
+        return vmap(lambda e: flat(pullback(e)[0]))(E)
+
+    def _block_order(self, X: Tensor, y: Tensor) -> tuple[list[str], int]:
+        """Parameter names from the farthest from the loss to the nearest; bytes saved.
+
+        The distance is the longest path from the loss's ``grad_fn`` to the parameter's
+        leaf node in the autograd graph of one forward pass (ties and unreached parameters
+        keep the parameter order, unreached ones last); the bytes are those of the tensors
+        that pass saves for backward.
+        """
+        leaves = {name: p.clone().requires_grad_() for name, p in self.params.items()}
+        saved = 0
+
+        def pack(tensor: Tensor) -> Tensor:
+            nonlocal saved
+            saved += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            root = self.losses(leaves, X, y).sum().grad_fn
+        depth = _longest_paths(root)
+        names = {id(leaf): name for name, leaf in leaves.items()}
+        distance = dict.fromkeys(self.names, -1)
+        for node, d in depth.items():
+            variable = getattr(node, "variable", None)
+            if variable is not None and id(variable) in names:
+                distance[names[id(variable)]] = d
+        return sorted(self.names, key=lambda name: -distance[name]), saved
+
+    @staticmethod
+    def _chunk_size(chunk_size: int | None, saved_bytes: int, theta: Tensor) -> int:
+        if chunk_size is not None:
+            if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+                raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+            return chunk_size
+        budget = CHUNK_BYTES_CUDA if theta.device.type == "cuda" else CHUNK_BYTES
+        per_column = 2 * saved_bytes + 2 * theta.numel() * theta.element_size()
+        return max(1, min(theta.numel(), budget // per_column))
 
     @_explained("curvature-vector products")
     def sandwich_matvec(
@@ -350,3 +488,45 @@ class FunctionalModel:
             return pullback(Gv)[0]
 
         return self._forward_or_reverse(lambda: vmap(product, in_dims=1, out_dims=1)(V))
+
+
+def _starts(sizes: list[int]) -> list[int]:
+    """Offsets of consecutive pieces of the given sizes."""
+    starts, total = [], 0
+    for size in sizes:
+        starts.append(total)
+        total += size
+    return starts
+
+
+def _unit_rows(dim: int, start: int, stop: int, like: Tensor) -> Tensor:
+    """Unit vectors ``e_start, …, e_{stop−1}`` of length ``dim``, as rows."""
+    E = torch.zeros(stop - start, dim, dtype=like.dtype, device=like.device)
+    index = torch.arange(stop - start, device=like.device)
+    E[index, index + start] = 1.0
+    return E
+
+
+def _longest_paths(root: Any) -> dict[Any, int]:
+    """Longest path from ``root`` to every node of an autograd graph (a DAG), in edges."""
+    if root is None:
+        return {}
+    order, seen, stack = [], {root}, [(root, iter(_children(root)))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            order.append(node)
+            stack.pop()
+        elif child not in seen:
+            seen.add(child)
+            stack.append((child, iter(_children(child))))
+    depth = dict.fromkeys(order, 0)
+    for node in reversed(order):  # topological: every node before its children
+        for child in _children(node):
+            depth[child] = max(depth[child], depth[node] + 1)
+    return depth
+
+
+def _children(node: Any) -> list[Any]:
+    return [child for child, _ in node.next_functions if child is not None]
