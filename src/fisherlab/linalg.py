@@ -6,8 +6,13 @@ Every function accepts
 - a diagonal ``(D,)`` (:class:`torch.Tensor`, ``ndim == 1``),
 - a matrix-free :class:`fisherlab.CurvatureOperator`,
 - a :class:`fisherlab.representations.kfac.KFAC` or
-  :class:`fisherlab.representations.blockdiag.BlockDiagonal`.
+  :class:`fisherlab.representations.blockdiag.BlockDiagonal` (or any other
+  representation of :mod:`fisherlab.representations`).
 
+:func:`as_matrix` turns tensors into :class:`~fisherlab.representations.DenseMatrix` /
+:class:`~fisherlab.representations.DiagonalMatrix`; every function is then written on the
+representations' one interface (``@``, ``solve``, ``sqrt``, ``diag``, ``trace``, ...,
+and the flags ``matrix_free`` / ``explicit``), and a tensor in gives a tensor out.
 Exact answers are used where they are cheap (dense, diagonal, per-factor or per-block
 formulas) and randomized estimators otherwise:
 
@@ -34,18 +39,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
+from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 
 from fisherlab.progress import progress
-from fisherlab.representations.blockdiag import BlockDiagonal
-from fisherlab.representations.kfac import KFAC
-from fisherlab.representations.operator import CurvatureOperator, _check_damping
+from fisherlab.representations import CurvatureOperator, DenseMatrix, DiagonalMatrix
+from fisherlab.representations.operator import _check_damping, _SquareMatrix
 
 __all__ = [
     "Estimate",
     "InfOneNorm",
     "SpectralDensity",
+    "as_matrix",
     "as_operator",
     "as_scipy",
     "solve",
@@ -64,7 +69,7 @@ __all__ = [
     "inf_one_norm_bounds",
 ]
 
-Matrix = Any  # Tensor | CurvatureOperator | KFAC | BlockDiagonal
+Matrix = Tensor | _SquareMatrix
 
 
 class Estimate(NamedTuple):
@@ -106,58 +111,56 @@ class InfOneNorm(NamedTuple):
     trace: float
 
 
-# -- views -------------------------------------------------------------------------------
-def _check(M: Matrix) -> None:
+# -- the adapter ---------------------------------------------------------------------------
+def as_matrix(M: Matrix) -> _SquareMatrix:
+    """Return ``M`` as a representation: the one place where inputs are told apart.
+
+    A ``(D, D)`` tensor becomes a :class:`~fisherlab.representations.DenseMatrix`, a
+    ``(D,)`` tensor a :class:`~fisherlab.representations.DiagonalMatrix` (both wrap the
+    tensor without copying); a representation is returned as is.
+
+    Raises
+    ------
+    ValueError
+        For a tensor that is neither ``(D,)`` nor ``(D, D)``.
+    TypeError
+        For anything that is neither a tensor nor a representation.
+    """
+    if isinstance(M, _SquareMatrix):
+        return M
     if isinstance(M, Tensor):
-        if M.ndim == 1 or (M.ndim == 2 and M.shape[0] == M.shape[1]):
-            return
+        if M.ndim == 1:
+            return DiagonalMatrix(M)
+        if M.ndim == 2 and M.shape[0] == M.shape[1]:
+            return DenseMatrix(M)
         raise ValueError(f"expected a (D,) diagonal or a (D, D) matrix, got {tuple(M.shape)}")
-    if not isinstance(M, (CurvatureOperator, KFAC, BlockDiagonal)):
-        raise TypeError(
-            f"expected a Tensor, CurvatureOperator, KFAC or BlockDiagonal, got {type(M).__name__}"
-        )
+    raise TypeError(
+        f"expected a Tensor, CurvatureOperator, KFAC or BlockDiagonal, got {type(M).__name__}"
+    )
 
 
-def _dim(M: Matrix) -> int:
-    return M.shape[0]
-
-
-def _dtype(M: Matrix) -> torch.dtype:
-    return M.dtype
-
-
-def _device(M: Matrix) -> torch.device:
-    return M.device
-
-
-def _matmat(M: Matrix, V: Tensor) -> Tensor:
-    if isinstance(M, Tensor):
-        return M.unsqueeze(1) * V if M.ndim == 1 else M @ V
-    return M @ V
+def _in_form_of(M: Matrix, result: _SquareMatrix) -> Matrix:
+    """``result`` in the form ``M`` came in: the plain tensor for a tensor input."""
+    return result.tensor if isinstance(M, Tensor) else result
 
 
 def as_operator(M: Matrix) -> CurvatureOperator:
     """View any supported matrix as a :class:`CurvatureOperator`."""
-    _check(M)
-    if isinstance(M, CurvatureOperator):
-        return M
-    return CurvatureOperator(
-        lambda V: _matmat(M, V), _dim(M), _dtype(M), _device(M), name=type(M).__name__
-    )
+    return as_matrix(M).to_operator()
 
 
 def as_scipy(M: Matrix) -> LinearOperator:
     """View any supported matrix as a float64 :class:`scipy.sparse.linalg.LinearOperator`."""
-    _check(M)
-    if isinstance(M, Tensor) and M.ndim == 2:
-        return aslinearoperator(M.detach().cpu().double().numpy())
-    return as_operator(M).to_scipy()
+    return as_matrix(M).to_scipy()
 
 
-def _to_dense(M: Matrix) -> Tensor:
-    if isinstance(M, Tensor):
-        return torch.diag(M) if M.ndim == 1 else M
-    return M.to_dense()
+def _product_columns(A: _SquareMatrix, chunk_size: int):
+    """Yield ``(start, stop, A E)`` for the unit-vector columns ``E`` of ``start..stop``."""
+    for start in range(0, A.dim, chunk_size):
+        stop = min(start + chunk_size, A.dim)
+        E = torch.zeros(A.dim, stop - start, dtype=A.dtype, device=A.device)
+        E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
+        yield start, stop, A @ E
 
 
 # -- solves and matrix functions ----------------------------------------------------------
@@ -168,25 +171,8 @@ def solve(M: Matrix, v: Tensor, damping: float = 0.0, **kwargs: Any) -> Tensor:
     block-diagonal: their ``solve`` (``kwargs`` are passed on, e.g. ``damping_mode="pi"``
     for K-FAC, ``method="cg"`` for operators).
     """
-    _check(M)
-    damping = _check_damping(damping)
-    if isinstance(M, Tensor):
-        if M.ndim == 1:
-            d = M + damping
-            if bool((d == 0).any()):
-                raise RuntimeError("diagonal + damping has zero entries; use a positive damping")
-            return v / (d if v.ndim == 1 else d.unsqueeze(1))
-        A = M + damping * torch.eye(M.shape[0], dtype=M.dtype, device=M.device)
-        return torch.linalg.solve(A, v)
-    return M.solve(v, damping, **kwargs)
-
-
-def _sym_power(A: Tensor, power: float, damping: float) -> Tensor:
-    lam, Q = torch.linalg.eigh(A)
-    lam = lam.clamp_min(0.0) + damping
-    if power < 0 and bool((lam <= 0).any()):
-        raise RuntimeError("the matrix is singular; use a positive damping")
-    return (Q * lam.pow(power)) @ Q.T
+    A = as_matrix(M)
+    return A.solve(v, _check_damping(damping), **kwargs)
 
 
 def sqrtm(M: Matrix) -> Matrix:
@@ -196,14 +182,7 @@ def sqrtm(M: Matrix) -> Matrix:
     elementwise; K-FAC: :math:`G^{1/2} \otimes A^{1/2}`; block-diagonal: blockwise.
     A :class:`CurvatureOperator` raises ``TypeError`` (no matrix-free square root).
     """
-    _check(M)
-    if isinstance(M, Tensor):
-        return M.clamp_min(0.0).sqrt() if M.ndim == 1 else _sym_power(M, 0.5, 0.0)
-    if isinstance(M, (KFAC, BlockDiagonal)):
-        return M.sqrt()
-    raise TypeError(
-        "sqrtm of a matrix-free CurvatureOperator is not available; use to_dense() for small D"
-    )
+    return _in_form_of(M, as_matrix(M).sqrt())
 
 
 def inv_sqrtm(M: Matrix, damping: float = 0.0) -> Matrix:
@@ -211,20 +190,8 @@ def inv_sqrtm(M: Matrix, damping: float = 0.0) -> Matrix:
 
     K-FAC uses exact damping (see :meth:`KFAC.inv_sqrt` for the π option).
     """
-    _check(M)
-    damping = _check_damping(damping)
-    if isinstance(M, Tensor):
-        if M.ndim == 1:
-            d = M.clamp_min(0.0) + damping
-            if bool((d <= 0).any()):
-                raise RuntimeError("diagonal + damping has zero entries; use a positive damping")
-            return d.rsqrt()
-        return _sym_power(M, -0.5, damping)
-    if isinstance(M, (KFAC, BlockDiagonal)):
-        return M.inv_sqrt(damping)
-    raise TypeError(
-        "inv_sqrtm of a matrix-free CurvatureOperator is not available; use to_dense() for small D"
-    )
+    A = as_matrix(M)
+    return _in_form_of(M, A.inv_sqrt(_check_damping(damping)))
 
 
 # -- trace and Frobenius norm -------------------------------------------------------------
@@ -234,13 +201,13 @@ def _rademacher(dim: int, k: int, generator: torch.Generator | None, dtype: torc
 
 
 def _probe_values(
-    M: Matrix, num_probes: int, generator: torch.Generator | None, fn, chunk: int = 32
+    A: _SquareMatrix, num_probes: int, generator: torch.Generator | None, fn, chunk: int = 32
 ) -> Tensor:
     values = []
     for start in range(0, num_probes, chunk):
         k = min(chunk, num_probes - start)
-        Z = _rademacher(_dim(M), k, generator, _dtype(M)).to(_device(M))
-        values.append(fn(Z, _matmat(M, Z)))
+        Z = _rademacher(A.dim, k, generator, A.dtype).to(A.device)
+        values.append(fn(Z, A @ Z))
     return torch.cat(values)
 
 
@@ -257,10 +224,10 @@ def hutchinson_trace(
 
     Unbiased; the standard error is the sample standard deviation over :math:`\sqrt m`.
     """
-    _check(M)
+    A = as_matrix(M)
     if num_probes < 1:
         raise ValueError(f"num_probes must be positive, got {num_probes}")
-    samples = _probe_values(M, num_probes, generator, lambda Z, MZ: (Z * MZ).sum(0))
+    samples = _probe_values(A, num_probes, generator, lambda Z, MZ: (Z * MZ).sum(0))
     return _mean_and_error(samples)
 
 
@@ -276,16 +243,26 @@ def hutchinson_frobenius_norm(
     square root with a delta-method standard error :math:`\mathrm{se}/(2\sqrt{\hat s})`
     (the root is slightly biased low, by Jensen's inequality).
     """
-    _check(M)
+    A = as_matrix(M)
     if num_probes < 1:
         raise ValueError(f"num_probes must be positive, got {num_probes}")
-    samples = _probe_values(M, num_probes, generator, lambda Z, MZ: MZ.square().sum(0))
+    samples = _probe_values(A, num_probes, generator, lambda Z, MZ: MZ.square().sum(0))
     est = _mean_and_error(samples)
     if squared:
         return est
     root = math.sqrt(max(est.value, 0.0))
     se = est.std_error / (2 * root) if root > 0 else float("nan")
     return Estimate(root, se, est.num_probes)
+
+
+def _exact_view(A: _SquareMatrix) -> _SquareMatrix:
+    """``A`` itself, or its dense matrix if it is matrix-free (``D`` products)."""
+    return DenseMatrix(A.to_dense(), A.name) if A.matrix_free else A
+
+
+def _check_method(method: str) -> None:
+    if method not in ("auto", "exact", "hutchinson"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
 
 
 def trace(
@@ -298,18 +275,11 @@ def trace(
     uses :func:`hutchinson_trace`. ``method`` is ``"auto"``, ``"exact"`` or
     ``"hutchinson"``; ``"exact"`` on an operator builds the dense matrix.
     """  # noqa: D205
-    _check(M)
-    if method not in ("auto", "exact", "hutchinson"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
-    if method == "hutchinson" or (method == "auto" and isinstance(M, CurvatureOperator)):
-        return hutchinson_trace(M, num_probes, generator)
-    if isinstance(M, Tensor):
-        value = M.sum() if M.ndim == 1 else M.trace()
-    elif isinstance(M, CurvatureOperator):
-        value = M.to_dense().trace()
-    else:
-        value = M.trace()
-    return Estimate(float(value), 0.0, 0)
+    A = as_matrix(M)
+    _check_method(method)
+    if method == "hutchinson" or (method == "auto" and A.matrix_free):
+        return hutchinson_trace(A, num_probes, generator)
+    return Estimate(float(_exact_view(A).trace()), 0.0, 0)
 
 
 def frobenius_norm(
@@ -322,20 +292,14 @@ def frobenius_norm(
     r"""Frobenius norm :math:`\|M\|_F` (or its square): exact except for operators.
 
     ``"auto"`` is exact for tensors, K-FAC (:math:`\sqrt{\sum_l\|G_l\|_F^2\|A_l\|_F^2}`)
-    and block-diagonal matrices and uses :func:`hutchinson_frobenius_norm` for operators.
+    and block-diagonal matrices and uses :func:`hutchinson_frobenius_norm` for operators;
+    ``"exact"`` on an operator builds the dense matrix.
     """
-    _check(M)
-    if method not in ("auto", "exact", "hutchinson"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'hutchinson', got {method!r}")
-    if method == "hutchinson" or (method == "auto" and isinstance(M, CurvatureOperator)):
-        return hutchinson_frobenius_norm(M, num_probes, generator, squared)
-    if isinstance(M, Tensor):
-        value = M.norm()
-    elif isinstance(M, CurvatureOperator):
-        value = M.to_dense().norm()
-    else:
-        value = M.frobenius_norm()
-    value = float(value)
+    A = as_matrix(M)
+    _check_method(method)
+    if method == "hutchinson" or (method == "auto" and A.matrix_free):
+        return hutchinson_frobenius_norm(A, num_probes, generator, squared)
+    value = float(_exact_view(A).frobenius_norm())
     return Estimate(value**2 if squared else value, 0.0, 0)
 
 
@@ -350,16 +314,16 @@ def top_eigenpairs(
     ``eigh`` of the dense matrix; ``"auto"`` is exact for tensors and Lanczos otherwise.
     Returns eigenvalues ``(k,)`` in descending order and eigenvectors ``(D, k)``.
     """
-    _check(M)
-    D = _dim(M)
+    A = as_matrix(M)
+    D = A.dim
     if not 1 <= k <= D:
         raise ValueError(f"k must be in [1, {D}], got {k}")
     if which not in ("LA", "LM"):
         raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
     if method == "auto":
-        method = "exact" if isinstance(M, Tensor) else "lanczos"
+        method = "exact" if A.explicit else "lanczos"
     if method == "exact" or k >= D:
-        lam, Q = torch.linalg.eigh(_to_dense(M))
+        lam, Q = torch.linalg.eigh(A.to_dense())
         order = (
             lam.argsort(descending=True) if which == "LA" else lam.abs().argsort(descending=True)
         )
@@ -367,10 +331,10 @@ def top_eigenpairs(
         return lam[order], Q[:, order]
     if method != "lanczos":
         raise ValueError(f"method must be 'auto', 'exact' or 'lanczos', got {method!r}")
-    values, vectors = eigsh(as_scipy(M), k=k, which=which, tol=tol)
+    values, vectors = eigsh(A.to_scipy(), k=k, which=which, tol=tol)
     order = np.argsort(-values if which == "LA" else -np.abs(values))
-    lam = torch.as_tensor(values[order], dtype=_dtype(M), device=_device(M))
-    Q = torch.as_tensor(vectors[:, order], dtype=_dtype(M), device=_device(M))
+    lam = torch.as_tensor(values[order], dtype=A.dtype, device=A.device)
+    Q = torch.as_tensor(vectors[:, order], dtype=A.dtype, device=A.device)
     return lam, Q
 
 
@@ -381,12 +345,12 @@ def lanczos(M: Matrix, v0: Tensor, num_steps: int) -> tuple[Tensor, Tensor]:
     :math:`\beta` ``(m - 1,)`` (``m <= num_steps``: the iteration stops early at an
     invariant subspace).
     """
-    _check(M)
+    A = as_matrix(M)
     q = v0 / v0.norm()
     basis = [q]
     alphas, betas = [], []
     for step in progress(range(num_steps), num_steps, "Lanczos", min_total=50):
-        w = _matmat(M, q.unsqueeze(1))[:, 0]
+        w = (A @ q.unsqueeze(1))[:, 0]
         alpha = torch.dot(q, w)
         alphas.append(alpha)
         Q = torch.stack(basis, dim=1)
@@ -421,14 +385,14 @@ def spectral_density(
     :math:`\phi(t) = \frac{1}{n_v}\sum_{v,j} \tau_j \mathcal N(t; \theta_j, \sigma^2)`
     on ``grid`` (default: 512 points spanning the nodes, :math:`\sigma` = 1% of the span).
     """
-    _check(M)
-    D = _dim(M)
+    A = as_matrix(M)
+    D = A.dim
     steps = min(num_steps, D)
-    nodes = torch.zeros(num_probes, steps, dtype=_dtype(M))
-    weights = torch.zeros(num_probes, steps, dtype=_dtype(M))
+    nodes = torch.zeros(num_probes, steps, dtype=A.dtype)
+    weights = torch.zeros(num_probes, steps, dtype=A.dtype)
     for j in range(num_probes):
-        z = _rademacher(D, 1, generator, _dtype(M))[:, 0].to(_device(M))
-        alpha, beta = lanczos(M, z, steps)
+        z = _rademacher(D, 1, generator, A.dtype)[:, 0].to(A.device)
+        alpha, beta = lanczos(A, z, steps)
         T = torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1)
         theta, U = torch.linalg.eigh(T)
         m = theta.numel()
@@ -437,7 +401,7 @@ def spectral_density(
     if grid is None:
         low, high = float(nodes.min()), float(nodes.max())
         pad = 0.05 * (high - low) + 1e-12
-        grid = torch.linspace(low - pad, high + pad, 512, dtype=_dtype(M))
+        grid = torch.linspace(low - pad, high + pad, 512, dtype=A.dtype)
     if sigma is None:
         sigma = 0.01 * float(grid[-1] - grid[0]) + 1e-12
     diff = grid.view(-1, 1, 1) - nodes.unsqueeze(0)
@@ -449,61 +413,50 @@ def spectral_density(
 # -- sign-descent geometry (Balles 2021, ch. 6) ------------------------------------------------
 def abs_sum(M: Matrix, chunk_size: int = 256) -> float:
     r""":math:`\sum_{ij}|M_{ij}|`; operators column chunk by column chunk (``D`` products)."""
-    _check(M)
-    if isinstance(M, Tensor):
-        return float(M.abs().sum())
-    if isinstance(M, (KFAC, BlockDiagonal)):
-        return float(M.abs_sum())
-    total = 0.0
-    D = _dim(M)
-    for start in range(0, D, chunk_size):
-        stop = min(start + chunk_size, D)
-        E = torch.zeros(D, stop - start, dtype=_dtype(M), device=_device(M))
-        E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
-        total += float(_matmat(M, E).abs().sum())
-    return total
+    A = as_matrix(M)
+    if not A.matrix_free:
+        return float(A.abs_sum())
+    return sum(float(AE.abs().sum()) for _, _, AE in _product_columns(A, chunk_size))
 
 
-def _diag(M: Matrix) -> Tensor:
-    if isinstance(M, Tensor):
-        return M if M.ndim == 1 else M.diagonal()
-    if isinstance(M, (KFAC, BlockDiagonal)):
-        return M.diag()
-    D = _dim(M)
-    out = torch.empty(D, dtype=_dtype(M), device=_device(M))
-    for start in range(0, D, 256):
-        stop = min(start + 256, D)
-        E = torch.zeros(D, stop - start, dtype=_dtype(M), device=_device(M))
+def _diag(A: _SquareMatrix, chunk_size: int = 256) -> Tensor:
+    """The diagonal; of a matrix-free operator from ``D`` products with unit vectors."""
+    if not A.matrix_free:
+        return A.diag()
+    out = torch.empty(A.dim, dtype=A.dtype, device=A.device)
+    for start, stop, AE in _product_columns(A, chunk_size):
         idx = torch.arange(start, stop)
-        E[idx, idx - start] = 1.0
-        out[start:stop] = _matmat(M, E)[idx, idx - start]
+        out[start:stop] = AE[idx, idx - start]
     return out
 
 
 def diagonal_concentration(M: Matrix) -> float:
     r""":math:`\rho_\text{diag}(M) = \sum_i|M_{ii}| / \sum_{ij}|M_{ij}| \in [1/D, 1]` (Balles Prop. 6.4)."""  # noqa: E501
-    total = abs_sum(M)
+    A = as_matrix(M)
+    total = abs_sum(A)
     if total == 0.0:
         raise ValueError("diagonal concentration of the zero matrix is undefined")
-    return float(_diag(M).abs().sum()) / total
+    return float(_diag(A).abs().sum()) / total
 
 
-def inf_one_norm(H: Tensor, max_dim: int = 20) -> float:
+def inf_one_norm(H: Matrix, max_dim: int = 20) -> float:
     r"""Exact :math:`\|H\|_{\infty,1} = \max_{s \in \{\pm1\}^D} \|H s\|_1` by enumeration.
 
     The maximum of a convex function over the cube is attained at a vertex; the cost is
     :math:`2^{D-1}` products, so only for ``D <= max_dim`` (the problem is NP-hard in
-    general, Rohn 2000). Accepts a dense ``(D, D)`` or diagonal ``(D,)`` tensor.
+    general, Rohn 2000). A diagonal matrix (:math:`\sum_i |H_{ii}| = \sum_{ij} |H_{ij}|`,
+    e.g. a ``(D,)`` tensor) has :math:`\|H\|_{\infty,1} = \sum_i |H_{ii}|` for any ``D``.
     """
-    _check(H)
-    if H.ndim == 1:
-        return float(H.abs().sum())
-    D = H.shape[0]
+    A = as_matrix(H)
+    total = abs_sum(A)
+    if float(_diag(A).abs().sum()) == total:
+        return total
+    D = A.dim
     if D > max_dim:
         raise ValueError(f"exact ∞→1 norm enumerates 2^{D} sign vectors; D={D} > {max_dim}")
-    signs = torch.tensor(list(itertools.product((1.0, -1.0), repeat=D - 1)), dtype=H.dtype)
-    S = torch.cat([torch.ones(signs.shape[0], 1, dtype=H.dtype), signs], dim=1)
-    return float((S @ H.T).abs().sum(1).max())
+    signs = torch.tensor(list(itertools.product((1.0, -1.0), repeat=D - 1)), dtype=A.dtype)
+    S = torch.cat([torch.ones(signs.shape[0], 1, dtype=A.dtype), signs], dim=1)
+    return float((A @ S.T.to(A.device)).abs().sum(0).max())
 
 
 def inf_one_norm_bounds(M: Matrix) -> InfOneNorm:
@@ -512,24 +465,27 @@ def inf_one_norm_bounds(M: Matrix) -> InfOneNorm:
     Upper: :math:`\sum_{ij}|M_{ij}|` (:math:`= \rho_\text{diag}^{-1}\sum_i\lambda_i` for
     positive semi-definite M, Balles Eq. 6.19), tightened for dense input by Eq. 6.20,
     :math:`\sum_i|\lambda_i|\|v^{(i)}\|_1^2`. Lower: Eq. 6.21 for the leading eigenpair
-    (by Lanczos unless dense) and :math:`\|M\,\mathrm{sign}(v)\|_1`.
+    (by Lanczos unless dense) and :math:`\|M\,\mathrm{sign}(v)\|_1`. A diagonal matrix
+    (:math:`\sum_i|M_{ii}| = \sum_{ij}|M_{ij}|`) has both bounds equal to the norm
+    :math:`\sum_i |M_{ii}|`.
     """
-    _check(M)
-    total = abs_sum(M)
-    diag = _diag(M)
-    rho = float(diag.abs().sum()) / total if total > 0 else float("nan")
+    A = as_matrix(M)
+    total = abs_sum(A)
+    diag = _diag(A)
+    diag_total = float(diag.abs().sum())
+    if diag_total == total:
+        return InfOneNorm(total, total, 1.0, float(diag.sum()))
+    rho = diag_total / total
     upper = total
-    if isinstance(M, Tensor) and M.ndim == 2:
-        lam, Q = torch.linalg.eigh(M)
+    if A.explicit:
+        lam, Q = torch.linalg.eigh(A.to_dense())
         upper = min(upper, float((lam.abs() * Q.abs().sum(0).square()).sum()))
         i = int(lam.abs().argmax())
         lam1, v = lam[i], Q[:, i]
-    elif isinstance(M, Tensor):
-        return InfOneNorm(total, total, 1.0, float(M.sum()))
     else:
-        lam1_t, V = top_eigenpairs(M, k=1, which="LM", method="auto")
+        lam1_t, V = top_eigenpairs(A, k=1, which="LM", method="auto")
         lam1, v = lam1_t[0], V[:, 0]
     ratio = float(lam1.abs() * v.abs().sum() / v.abs().max())
     s = torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
-    by_sign = float(_matmat(M, s.unsqueeze(1)).abs().sum())
+    by_sign = float((A @ s.unsqueeze(1)).abs().sum())
     return InfOneNorm(max(ratio, by_sign), upper, rho, float(diag.sum()))
