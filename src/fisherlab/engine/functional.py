@@ -81,7 +81,14 @@ def _explained(what: str) -> Callable[[F], F]:
 
 
 def _is_missing_forward_ad(error: BaseException) -> bool:
-    return isinstance(error, (NotImplementedError, RuntimeError)) and "forward AD" in str(error)
+    """Whether ``error`` says an operation has no forward-mode derivative.
+
+    Built-in operators say "forward AD"; a custom :class:`torch.autograd.Function` without
+    ``jvp`` says "forward mode AD".
+    """
+    message = str(error)
+    missing = "forward AD" in message or "forward mode AD" in message
+    return isinstance(error, (NotImplementedError, RuntimeError)) and missing
 
 
 class FunctionalModel:
@@ -326,6 +333,9 @@ class FunctionalModel:
                 columns = slice(offsets[name], offsets[name] + numels[name])
                 H[first + start : first + stop, columns] = part
                 H[columns, first + start : first + stop] = part.T
+        for name in order:  # a diagonal block's two triangles came from different chunks
+            own = slice(offsets[name], offsets[name] + numels[name])
+            H[own, own] = (H[own, own] + H[own, own].T) / 2
         return H
 
     @_explained("Hessian-vector products")
