@@ -146,12 +146,24 @@ class Curvature(Problem):
 
     # -- quantities in a form ---------------------------------------------------------
     def _represent(self, form: str | Form, spec: QuantitySpec) -> Any:
+        key = form.value if isinstance(form, Form) else form
+        if spec.approx not in ("expand", "reduce"):
+            raise ValueError(f"approx must be 'expand' or 'reduce', got {spec.approx!r}")
+        if spec.approx != "expand" and key not in ("kfac", "ekfac"):
+            raise ValueError(
+                f"approx={spec.approx!r} applies to form='kfac'/'ekfac' only, not form={form!r}"
+            )
         return build(self, form, spec)
 
     @_names_collectives("empirical_fisher")
-    def empirical_fisher(self, form: str = "dense") -> Any:
-        """Empirical Fisher ``c Σ_n g_n g_nᵀ`` (Kunstner et al. Eq. 3) in ``form``."""
-        return self._represent(form, QuantitySpec(Quantity.EMPIRICAL_FISHER))
+    def empirical_fisher(self, form: str = "dense", approx: str = "expand") -> Any:
+        """Empirical Fisher ``c Σ_n g_n g_nᵀ`` (Kunstner et al. Eq. 3) in ``form``.
+
+        ``approx`` (``"expand"``/``"reduce"``) chooses the K-FAC of weight-shared layers
+        for ``form="kfac"``/``"ekfac"`` (:mod:`fisherlab.engine.kronecker`).
+        """
+        spec = QuantitySpec(Quantity.EMPIRICAL_FISHER, approx=approx)
+        return self._represent(form, spec)
 
     @_names_collectives("fisher")
     def fisher(
@@ -159,12 +171,14 @@ class Curvature(Problem):
         form: str = "dense",
         mc_samples: int | None = None,
         generator: torch.Generator | None = None,
+        approx: str = "expand",
     ) -> Any:
         """Fisher ``c Σ_n J_nᵀ Λ(f_n) J_n`` in ``form`` (Kunstner et al. Eq. 2).
 
         Exact by default. With ``mc_samples=S``, the Monte-Carlo estimate
         ``c Σ_n (1/S) Σ_s ĝ_{s,n} ĝ_{s,n}ᵀ`` with gradients ``ĝ`` of sampled labels
-        ``ŷ_{s,n} ~ p(·|f_n)`` drawn from ``generator``.
+        ``ŷ_{s,n} ~ p(·|f_n)`` drawn from ``generator``. ``approx`` as for
+        :meth:`empirical_fisher`.
         """
         check_mc_samples(mc_samples)
         if mc_samples is None:
@@ -172,14 +186,19 @@ class Curvature(Problem):
                 raise ValueError(
                     "a generator only affects the Monte-Carlo Fisher: pass mc_samples as well"
                 )
-            return self._represent(form, QuantitySpec(Quantity.FISHER))
-        spec = QuantitySpec(Quantity.FISHER_MC, mc_samples=mc_samples, generator=generator)
+            return self._represent(form, QuantitySpec(Quantity.FISHER, approx=approx))
+        spec = QuantitySpec(
+            Quantity.FISHER_MC, mc_samples=mc_samples, generator=generator, approx=approx
+        )
         return self._represent(form, spec)
 
     @_names_collectives("ggn")
-    def ggn(self, form: str = "dense") -> Any:
-        """Generalized Gauss-Newton ``c Σ_n J_nᵀ ∇²_f l_n J_n`` (Kunstner et al. Eq. 10)."""
-        return self._represent(form, QuantitySpec(Quantity.GGN))
+    def ggn(self, form: str = "dense", approx: str = "expand") -> Any:
+        """Generalized Gauss-Newton ``c Σ_n J_nᵀ ∇²_f l_n J_n`` (Kunstner et al. Eq. 10).
+
+        ``approx`` as for :meth:`empirical_fisher`.
+        """
+        return self._represent(form, QuantitySpec(Quantity.GGN, approx=approx))
 
     @_names_collectives("hessian")
     def hessian(self, form: str = "dense") -> Any:

@@ -30,8 +30,17 @@ import torch
 from torch import Tensor
 
 from fisherlab.engine.functional import FunctionalModel
+from fisherlab.likelihoods import Likelihood
 
-__all__ = ["FisherType", "Quantity", "QuantitySpec", "exact_factors", "mc_factors", "factors"]
+__all__ = [
+    "FisherType",
+    "Quantity",
+    "QuantitySpec",
+    "exact_factors",
+    "mc_factors",
+    "factors",
+    "output_factor",
+]
 
 
 class Quantity(str, Enum):
@@ -80,12 +89,46 @@ class QuantitySpec:
         Source of randomness for sampled labels.
     unbiased : bool
         For ``COVARIANCE``/``VARIANCE``: use the ``1/(N − 1)`` per-example estimate.
+    approx : {"expand", "reduce"}
+        For ``form="kfac"``/``"ekfac"``: K-FAC-expand or K-FAC-reduce of weight-shared
+        layers (Eschenhagen et al. 2023; :mod:`fisherlab.engine.kronecker`).
     """
 
     kind: Quantity
     mc_samples: int | None = None
     generator: torch.Generator | None = None
     unbiased: bool = False
+    approx: str = "expand"
+
+
+def output_factor(
+    likelihood: Likelihood, f: Tensor, y: Tensor | None, spec: QuantitySpec
+) -> Tensor:
+    r"""The output factor :math:`S_n` of ``spec``'s quantity, ``(N, C, K)``: the one choice.
+
+    The quantity's per-sample term is :math:`J_n^\top S_n S_n^\top J_n` with
+
+    - ``FISHER``, ``GGN``: :math:`S_n S_n^\top = \Lambda(f_n) = \nabla_f^2 l_n` (the
+      likelihoods are canonical-link, so the Fisher's square root is the output Hessian's);
+    - ``FISHER_MC``: :math:`[q_{1,n}, …, q_{S,n}]/\sqrt S`, sampled-label gradients
+      (``likelihood.sampled_output_gradient(f, S, generator)``);
+    - ``EMPIRICAL_FISHER``: the residual :math:`\nabla_f l_n` (needs the targets ``y``).
+    """
+    f = f.detach()
+    if spec.kind in (Quantity.FISHER, Quantity.GGN):
+        return likelihood.sqrt_fisher_output(f)
+    if spec.kind is Quantity.FISHER_MC:
+        samples = spec.mc_samples or 1
+        q = likelihood.sampled_output_gradient(f, samples, spec.generator)
+        return q.permute(1, 2, 0) / math.sqrt(samples)
+    if spec.kind is Quantity.EMPIRICAL_FISHER:
+        if y is None:
+            raise ValueError("the empirical Fisher's output factor needs the targets y")
+        return likelihood.output_gradient(f, y).unsqueeze(2)
+    raise ValueError(
+        f"no output factor of {spec.kind.value}; supported: fisher (exact and Monte-Carlo), "
+        "ggn, empirical_fisher"
+    )
 
 
 def mc_factors(
@@ -94,15 +137,15 @@ def mc_factors(
     r"""Monte-Carlo factors :math:`Q_n = [q_{1,n}, …, q_{S,n}]/\sqrt S`, shape ``(N, C, S)``."""
     with torch.no_grad():
         f = fm.outputs(fm.params, X)
-    q = fm.likelihood.sampled_output_gradient(f, mc_samples, generator)
-    return q.permute(1, 2, 0) / math.sqrt(mc_samples)
+    spec = QuantitySpec(Quantity.FISHER_MC, mc_samples=mc_samples, generator=generator)
+    return output_factor(fm.likelihood, f, None, spec)
 
 
 def exact_factors(fm: FunctionalModel, X: Tensor) -> Tensor:
     r"""Closed-form factors :math:`S_n` with :math:`S_n S_n^\top = \Lambda(f_n)`, ``(N, C, K)``."""
     with torch.no_grad():
         f = fm.outputs(fm.params, X)
-    return fm.likelihood.sqrt_fisher_output(f)
+    return output_factor(fm.likelihood, f, None, QuantitySpec(Quantity.FISHER))
 
 
 def factors(fm: FunctionalModel, X: Tensor, spec: QuantitySpec) -> Tensor:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import fisherlab as fl
-from fisherlab.forms.kfac import unfold_input, unfold_output
+from fisherlab.engine.kronecker import unfold_input, unfold_output
 from fisherlab.representations.kfac import KFAC
 
 DT = torch.float64
@@ -114,11 +114,11 @@ def test_unfold_reproduces_convolution(conv):
     conv = conv.double()
     d = conv.weight.ndim - 2
     x = torch.randn(3, 2, *([6] * d), dtype=DT)
-    patches = unfold_input(x, conv)
+    patches = unfold_input(conv, x)
     out = patches @ conv.weight.reshape(3, -1).T
     if conv.bias is not None:
         out = out + conv.bias
-    torch.testing.assert_close(out, unfold_output(conv(x), conv))
+    torch.testing.assert_close(out, unfold_output(conv, conv(x)))
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -145,7 +145,7 @@ def test_conv_expand_factor_scaling():
     c = fl.Curvature(model, fl.Gaussian(), X, y)
     K = c.fisher(form="kfac")
     A, G = K.factors["0"]
-    patches = unfold_input(X, conv)
+    patches = unfold_input(conv, X)
     abar = torch.cat([patches, torch.ones(4, 4, 1, dtype=DT)], dim=2).flatten(0, 1)
     torch.testing.assert_close(A, abar.T @ abar / 16)
     # Gaussian σ=1 on a linear model: g_{nk,t} are unit vectors, Σ_k g gᵀ = I per (n, t)

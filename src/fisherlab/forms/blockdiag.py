@@ -11,9 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-from fisherlab.forms.kfac import output_factors
 from fisherlab.forms.registry import Source, register_form
-from fisherlab.quantities import Quantity, QuantitySpec
+from fisherlab.quantities import Quantity, QuantitySpec, output_factor
 from fisherlab.representations.blockdiag import Block, BlockDiagonal
 
 __all__ = ["GROUPINGS", "blockdiag", "compute_blockdiag"]
@@ -65,7 +64,7 @@ def _row_chunks(curvature: Source, spec: QuantitySpec):
         else:
             with torch.no_grad():
                 f = fm.outputs(fm.params, X)
-            S = output_factors(curvature, X, y, f, spec).to(f.dtype)
+            S = output_factor(curvature.likelihood, f, y, spec).to(f.dtype)
             per_chunk = max(1, _MAX_CHUNK_ELEMENTS // (D * S.shape[2]))
             for start in range(0, X.shape[0], per_chunk):
                 stop = start + per_chunk

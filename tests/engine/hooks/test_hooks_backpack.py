@@ -66,6 +66,19 @@ def test_same_numbers_as_backpack(name, build, in_shape, loss_fn):
         ),
     )
     c = 1.0 / N if loss_fn.reduction == "mean" else 1.0
+    reduced = compute(model, likelihood, X, y, ("kflr",), kfac_approx="reduce")
+    positions = {}
+    handles = [
+        m.register_forward_hook(
+            lambda m, args, out: positions.__setitem__(m.weight, out[0].numel() // out.shape[1])
+        )
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d))
+    ]
+    with torch.no_grad():
+        model(X)
+    for handle in handles:
+        handle.remove()
 
     bp_model = backpack.extend(build().to(DT))
     bp_model.load_state_dict(model.state_dict())
@@ -94,5 +107,8 @@ def test_same_numbers_as_backpack(name, build, in_shape, loss_fn):
         close((c * stats["l2_norm"][p]) ** 2, q.batch_l2, "BatchL2Grad")
         close(stats["ggn_diag"][p], q.diag_ggn_exact, "DiagGGNExact")
         if p.ndim > 1 and isinstance(q, nn.Parameter):
-            for ours, theirs in zip(stats["kflr"][p], q.kflr, strict=True):
-                close(ours, theirs, "KFLR")
+            # BackPACK's KFLR of a weight-shared layer is (G_reduce, T · A_expand) without
+            # the bias column (T positions; T = 1 for these Linear layers)
+            G_bp, A_bp = q.kflr
+            close(reduced["kflr"][p][0], G_bp, "KFLR G = reduce G")
+            close(positions[p] * stats["kflr"][p][1], A_bp, "KFLR A = T · expand A")

@@ -188,12 +188,13 @@ def test_kflr_is_exact_for_gaussian_linear_regression():
     ids=["1d-same-even", "2d-strided", "2d-same-even", "3d-same-grouped", "3d-valid"],
 )
 def test_unfolded_input_reproduces_the_convolution(conv):
-    from fisherlab.engine.hooks.conv import unfold_input
+    from fisherlab.engine.kronecker import unfold_input
 
     conv = conv.to(torch.float64)
     x = torch.randn(3, conv.in_channels, *([6] * (len(conv.kernel_size))), dtype=torch.float64)
     z = conv(x)
-    U = unfold_input(conv, x)  # (N, G, I, T)
+    rows = unfold_input(conv, x)  # (N, T, C_in·∏k), channel-major: groups are contiguous
+    U = rows.reshape(rows.shape[0], rows.shape[1], conv.groups, -1).permute(0, 2, 3, 1)
     W = conv.weight.reshape(conv.groups, conv.out_channels // conv.groups, -1)
     z_unfolded = torch.einsum("goi,ngit->ngot", W, U).reshape(z.shape[0], conv.out_channels, -1)
     z_unfolded = z_unfolded + conv.bias.reshape(1, -1, 1)

@@ -48,8 +48,8 @@ class TiedOutsideForward(nn.Module):
 
 MODELS = {
     "unknown-layer": lambda: nn.Sequential(nn.Linear(4, 3), Scale(3), nn.Linear(3, 3)),
-    "conv-circular": lambda: nn.Sequential(
-        nn.Conv1d(4, 2, 3, padding=1, padding_mode="circular"), nn.Flatten(), nn.Linear(2, 3)
+    "conv-transpose": lambda: nn.Sequential(
+        nn.ConvTranspose1d(4, 2, 3, padding=1), nn.Flatten(), nn.Linear(2, 3)
     ),
     "called-twice": TwiceCalled,
     "tied-outside-forward": TiedOutsideForward,
@@ -61,7 +61,7 @@ def test_fallback_warns_and_matches_generic_engine(name):
     torch.manual_seed(0)
     model = MODELS[name]().to(DT)
     in_shape = (
-        (4, 1) if name == "conv-circular" else (4,) if name != "tied-outside-forward" else (3,)
+        (4, 1) if name == "conv-transpose" else (4,) if name != "tied-outside-forward" else (3,)
     )
     X = torch.randn(5, *in_shape, dtype=DT)
     y = torch.randint(0, 3, (5,))
@@ -144,7 +144,9 @@ def test_a_layer_without_one_row_per_sample_falls_back_with_the_oracle_numbers()
     model = SharedPositions().to(DT)
     X, y = torch.randint(0, 5, (6, 4)), torch.randint(0, 2, (6,))
     lik = fl.likelihoods.Categorical()
-    with pytest.warns(FallbackWarning, match=r"Embedding gets an input of shape \(4,\)"):
+    with pytest.warns(
+        FallbackWarning, match=r"Embedding layer 'positions' gets an input of shape \(4,\)"
+    ):
         with fl.engine.hooks.collect(model, lik, statistics=("variance", "ggn_diag")) as col:
             col.loss(model(X), y).backward()
     brute = oracles.BruteForce(model, lik, X, y, "mean")

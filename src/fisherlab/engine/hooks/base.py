@@ -10,9 +10,9 @@ the second the samples; a rule's outputs keep these dimensions or sum them out:
 - :meth:`LayerRule.per_sample`: :math:`\nabla_\theta (b_{k,n}^\top z_n)`, ``(K, N, *shape)``;
 - :meth:`LayerRule.sum_squares`: :math:`\sum_{k,n} (\nabla_\theta b_{k,n}^\top z_n)^{\odot 2}`;
 - :meth:`LayerRule.squared_norms`: :math:`\|\nabla_\theta b_{1,n}^\top z_n\|^2`, ``(N,)``;
-- :meth:`LayerRule.kron_factors`: :math:`A = \frac1N\sum_{n,t} a_{n,t} a_{n,t}^\top` and
-  :math:`G = \sum_{k,n} \bar b_{k,n} \bar b_{k,n}^\top` with :math:`\bar b` summed over
-  positions :math:`t` (Linear and convolution only).
+- :meth:`LayerRule.kron_factors`: the Kronecker factors :math:`(A, G)` of the augmented
+  weight :math:`[W, \beta]`, K-FAC-expand or -reduce
+  (:func:`fisherlab.engine.kronecker.kron_factors`; Linear and convolution only).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from fisherlab.engine.kronecker import kron_factors
 
 __all__ = ["LayerRule", "sum_squares_from_per_sample"]
 
@@ -70,11 +72,28 @@ class LayerRule:
         grads = self.per_sample(module, ctx, b)
         return {name: g[0].flatten(1).pow(2).sum(1) for name, g in grads.items()}
 
-    def kron_factors(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> tuple[Tensor, Tensor]:
-        """Kronecker factors ``(A, G)``; only Linear and convolutions have them."""
+    @staticmethod
+    def kron_parameters(module: torch.nn.Module) -> tuple[bool, bool]:
+        """Whether the Kronecker block covers the weight and the bias (trainable ones)."""
+        weight = getattr(module, "weight", None)
+        bias = getattr(module, "bias", None)
+        return (
+            weight is not None and weight.requires_grad,
+            bias is not None and bias.requires_grad,
+        )
+
+    def kron_inputs(self, module: torch.nn.Module, ctx: Any, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Unfolded inputs ``(N, T, d_in)`` and columns ``(K, N, T, d_out)`` of a layer."""
         raise NotImplementedError(
             f"Kronecker factors are not available for {type(module).__name__} layers"
         )
+
+    def kron_factors(
+        self, module: torch.nn.Module, ctx: Any, b: Tensor, approx: str = "expand"
+    ) -> tuple[Tensor, Tensor]:
+        """Kronecker factors ``(A, G)`` of ``[W, β]`` (see :mod:`fisherlab.engine.kronecker`)."""
+        a, g = self.kron_inputs(module, ctx, b)
+        return kron_factors(a, g, *self.kron_parameters(module), approx)
 
 
 def sum_squares_from_per_sample(

@@ -90,7 +90,9 @@ from fisherlab.engine.hooks.embedding import EmbeddingRule
 from fisherlab.engine.hooks.linear import LinearRule
 from fisherlab.engine.hooks.norm import BatchNormRule, LayerNormRule
 from fisherlab.engine.hooks.reduction import all_reduce_sums, gather_rows, kron_shapes
+from fisherlab.engine.kronecker import check_approx, layer_blocks
 from fisherlab.likelihoods import Likelihood
+from fisherlab.representations.kfac import KFAC
 from fisherlab.validation import (
     check_finite,
     check_likelihood,
@@ -123,6 +125,7 @@ class Statistic(str, Enum):
     GGN_DIAG = "ggn_diag"
     KFAC = "kfac"
     KFLR = "kflr"
+    KFAC_EF = "kfac_ef"
 
 
 #: gradient, second moment, variance and per-sample gradient norms
@@ -145,7 +148,7 @@ RULES: tuple[LayerRule, ...] = (
 _SQUARES = (Statistic.SECOND_MOMENT, Statistic.VARIANCE)
 _MC = (Statistic.FISHER_MC_DIAG, Statistic.KFAC)
 _EXACT = (Statistic.GGN_DIAG, Statistic.KFLR)
-_KRON = (Statistic.KFAC, Statistic.KFLR)
+_KRON = (Statistic.KFAC, Statistic.KFLR, Statistic.KFAC_EF)
 
 
 class FallbackWarning(UserWarning):
@@ -274,6 +277,7 @@ class Collector:
         reuse_buffers: bool = False,
         max_bytes: int | None = None,
         distributed: bool | None = None,
+        kfac_approx: str = "expand",
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -291,6 +295,7 @@ class Collector:
             reduction = likelihood.reduction or "mean"
         check_reduction(reduction)
         check_mc_samples(mc_samples)
+        self.kfac_approx = check_approx(kfac_approx)
         if distributed is None:
             distributed = fl_distributed.is_active()
         if distributed and not fl_distributed.is_active():
@@ -309,15 +314,9 @@ class Collector:
             raise ValueError("model has no parameters with requires_grad=True")
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
+        self._labels = {m: n for n, m in model.named_modules(remove_duplicate=False)}
         self._layers, self.fallback_reason = self._scan()
-        kron_owned = {
-            id(p): name == "weight"
-            for module, rule in self._layers.items()
-            if rule.has_kron_factors
-            for name, p in module._parameters.items()
-            if p is not None and p.requires_grad
-        }
-        self._kron_params = [(p, kron_owned[id(p)]) for p in self.params if id(p) in kron_owned]
+        self._kron_layers = [m for m, rule in self._layers.items() if rule.has_kron_factors]
         if self.fallback_reason is not None and self.statistics & set(_KRON):
             raise NotImplementedError(
                 f"Kronecker factors need the fast path, which does not cover this model: "
@@ -522,6 +521,10 @@ class Collector:
 
         output.register_hook(hook)
 
+    def _label(self, module: torch.nn.Module) -> str:
+        """``"Linear layer 'fc'"``: the type and name of a layer in messages."""
+        return f"{type(module).__name__} layer {self._labels.get(module, '')!r}"
+
     def _check_graph(self, current: _Pass, output: Tensor) -> str | None:
         """Each trainable parameter must enter the graph once, through its own layer.
 
@@ -532,13 +535,13 @@ class Collector:
         """
         for module, calls in current.calls.items():
             if calls > 1:
-                return f"layer {type(module).__name__} is called {calls} times in one forward"
+                return f"{self._label(module)} is called {calls} times in one forward"
         n = current.num_samples
         for module, record in current.records.items():
             for what, t in (("input", record.inp), ("output", record.output)):
                 if t is not None and (t.ndim == 0 or t.shape[0] != n):
                     return (
-                        f"layer {type(module).__name__} gets an {what} of shape "
+                        f"{self._label(module)} gets an {what} of shape "
                         f"{tuple(t.shape)} whose first dimension is not the number of samples "
                         f"N = {n}"
                     )
@@ -686,7 +689,7 @@ class Collector:
             needed.append(Statistic.GRADIENT)
         if stats & set(_SQUARES):
             needed.append(Statistic.SECOND_MOMENT)
-        needed += [s for s in (*_MC, *_EXACT) if s in stats]
+        needed += [s for s in (*_MC, *_EXACT, Statistic.KFAC_EF) if s in stats]
         return needed
 
     def _local_sums(self, current: _Pass) -> dict[str, list[Tensor]]:
@@ -697,13 +700,14 @@ class Collector:
             raw = self._raw[stat]
             if stat in _KRON:
                 tensors = []
-                for p, is_weight in self._kron_params:
-                    shapes = kron_shapes(p, is_weight)
-                    factors = raw.get(p)
+                for module in self._kron_layers:
+                    factors = raw.get(module)
                     if factors is None or n == 0:
-                        tensors += [p.new_zeros(shape) for shape in shapes]
-                    else:  # G is a sum over samples, A a mean: N_r A_r is the sum
-                        tensors += [factors[0], *(n * f for f in factors[1:])]
+                        dtype = self.params[0].dtype
+                        shapes = kron_shapes(module, *self._layers[module].kron_parameters(module))
+                        tensors += [self.params[0].new_zeros(s, dtype=dtype) for s in shapes]
+                    else:  # A is a mean over samples, G a sum: N_r A_r is the sum
+                        tensors += [n * factors[0], factors[1]]
                 sums[stat.value] = tensors
                 continue
             scale = 1.0 / self._loss_c if stat is Statistic.GRADIENT else 1.0
@@ -754,12 +758,9 @@ class Collector:
                 continue
             values = iter(sums[stat.value])
             if stat in _KRON:
-                for p, is_weight in self._kron_params:
-                    if is_weight:
-                        G, A = next(values), next(values)
-                        self._raw[stat][p] = (G, A / max(total, 1))
-                    else:
-                        self._raw[stat][p] = (next(values),)
+                for module in self._kron_layers:
+                    A, G = next(values), next(values)
+                    self._raw[stat][module] = (A / max(total, 1), G)
                 continue
             scale = c if stat is Statistic.GRADIENT else 1.0
             for p in self.params:
@@ -891,9 +892,9 @@ class Collector:
                         raw[diag][params[name]] = value
             if kron in stats and rule.has_kron_factors:
                 stacked = columns[0][None] if len(columns) == 1 else torch.stack(columns)
-                A, G = rule.kron_factors(module, ctx, stacked)
-                for name, p in params.items():
-                    raw[kron][p] = (G, A) if name == "weight" else (G,)
+                raw[kron][module] = rule.kron_factors(module, ctx, stacked, self.kfac_approx)
+        if Statistic.KFAC_EF in stats and rule.has_kron_factors:
+            raw[Statistic.KFAC_EF][module] = rule.kron_factors(module, ctx, b, self.kfac_approx)
         record.columns.clear()
         record.inp = None
         record.output = None
@@ -1009,12 +1010,55 @@ class Collector:
         elif stat is Statistic.GGN_DIAG:
             result = self._scaled(stat, c)
         else:
-            scale = c / self.mc_samples if stat is Statistic.KFAC else c
-            result = {
-                p: (scale * factors[0], *factors[1:]) for p, factors in self._raw[stat].items()
-            }
+            result = {}
+            for module, (A, G) in self._kron_factors(stat).items():
+                weight, bias = self._layers[module].kron_parameters(module)
+                if weight:
+                    d = module.weight[0].numel()  # type: ignore[index]
+                    result[module.weight] = (G, A[:d, :d])
+                if bias:
+                    result[module.bias] = (G,)
         self._cache[stat] = result
         return dict(result)
+
+    def _kron_factors(self, stat: Statistic) -> dict[torch.nn.Module, tuple[Tensor, Tensor]]:
+        """``(A, G)`` per layer in the scaling of the results (``c``, and ``1/S`` for kfac)."""
+        scale = self._c / self.mc_samples if stat is Statistic.KFAC else self._c
+        return {m: (A, scale * G) for m, (A, G) in self._raw[stat].items()}
+
+    def kfac(self, statistic: Statistic | str = Statistic.KFLR) -> KFAC:
+        r"""The Kronecker factors of ``statistic`` as a :class:`~fisherlab.representations.KFAC`.
+
+        The matrix is the one ``fisherlab.Curvature`` builds on the same batch:
+        ``"kflr"`` is ``ggn(form="kfac")`` (= ``fisher(form="kfac")``), ``"kfac"`` is
+        ``fisher(form="kfac", mc_samples=S, generator=g)`` for a generator seeded alike,
+        ``"kfac_ef"`` is ``empirical_fisher(form="kfac")``, each with ``approx`` this
+        collector's ``kfac_approx``. Blocks follow the flat parameter vector of
+        :meth:`flat`.
+
+        Raises
+        ------
+        ValueError
+            For a statistic that is not a Kronecker one, or a layer the forward pass did not
+            use.
+        NotImplementedError
+            For trainable parameters outside Linear and convolution layers (see
+            :func:`fisherlab.engine.kronecker.layer_blocks`).
+        """
+        stat = Statistic(statistic)
+        if stat not in _KRON:
+            raise ValueError(
+                f"statistic must be one of {', '.join(s.value for s in _KRON)}, got {stat.value!r}"
+            )
+        self._require(stat)
+        blocks = layer_blocks(self.model, self.names, [p.numel() for p in self.params])
+        factors = {self._labels[m]: f for m, f in self._kron_factors(stat).items()}
+        for block in blocks:
+            if block.name not in factors:
+                raise ValueError(f"kfac: layer {block.name!r} is not used in the forward pass")
+            block.A, block.G = factors[block.name]
+        p = self.params[0]
+        return KFAC(blocks, sum(q.numel() for q in self.params), p.dtype, p.device, stat.value)
 
     def flat(self, statistic: Statistic | str) -> Tensor:
         r"""Return a statistic as one tensor in the generic engine's flattening.
@@ -1110,6 +1154,7 @@ def collect(
     reuse_buffers: bool = False,
     max_bytes: int | None = None,
     distributed: bool | None = None,
+    kfac_approx: str = "expand",
 ) -> Collector:
     """Create a :class:`Collector` to use as a context manager around ``loss.backward()``."""
     return Collector(
@@ -1122,6 +1167,7 @@ def collect(
         reuse_buffers,
         max_bytes,
         distributed,
+        kfac_approx,
     )
 
 
@@ -1135,14 +1181,23 @@ def compute(
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
     distributed: bool | None = None,
+    kfac_approx: str = "expand",
 ) -> Collector:
     """Run one forward and backward pass on ``(X, y)`` and return the filled collector.
 
     Parameter ``.grad`` fields are left untouched (the backward is ``torch.autograd.grad``).
-    ``distributed`` is the :class:`Collector`'s (``False``: this rank's batch only).
+    ``distributed`` and ``kfac_approx`` are the :class:`Collector`'s (``distributed=False``:
+    this rank's batch only).
     """
     collector = Collector(
-        model, likelihood, statistics, reduction, mc_samples, generator, distributed=distributed
+        model,
+        likelihood,
+        statistics,
+        reduction,
+        mc_samples,
+        generator,
+        distributed=distributed,
+        kfac_approx=kfac_approx,
     )
     with collector:
         loss = collector.loss(model(X), y)

@@ -1,4 +1,4 @@
-r"""``torch.nn.Conv1d/2d/3d`` with any stride, padding, dilation and groups (zero padding).
+r"""``torch.nn.Conv1d/2d/3d`` with any stride, padding (any mode), dilation and groups.
 
 With the unfolded input :math:`U_n \in \mathbb{R}^{(C_{in}/G)\,k \times T}` of group
 :math:`g` (patches of :math:`k` kernel elements at :math:`T` output positions) the layer
@@ -13,59 +13,24 @@ the weight gradient of one convolution with the samples as ``N·G`` groups
 (``convolution_backward``), or, for few input channels, the correlation of the input
 (channels as the batch, samples as groups) with the output gradients as the kernel (the
 layer's stride becomes the dilation and vice versa). They are squared afterwards, so the
-positions are summed before squaring. Kronecker factors follow KFC with BackPACK's
-scaling: :math:`A = \frac1N \sum_{n} U_n U_n^\top` from the unfolded input and :math:`G` from
-the position-summed columns (groups = 1 only).
+positions are summed before squaring. Padding other than symmetric zeros (``"same"`` with an
+even kernel, ``padding_mode="reflect"`` etc.) is applied to the input first. Kronecker
+factors come from the patches of :func:`fisherlab.engine.kronecker.unfold_input`
+(K-FAC-expand or -reduce, :func:`fisherlab.engine.kronecker.kron_factors`; groups = 1).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from fisherlab.engine.hooks.base import Grads, LayerRule
+from fisherlab.engine.kronecker import pad_input, unfold_input, unfold_output
 
-__all__ = ["ConvRule", "unfold_input"]
+__all__ = ["ConvRule"]
 
 _Conv = torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Conv3d
-
-
-def _pads(module: _Conv, dims: int) -> list[tuple[int, int]]:
-    if isinstance(module.padding, str):
-        if module.padding == "valid":
-            return [(0, 0)] * dims
-        pads = []  # "same": torch puts the odd element on the right
-        for k, d in zip(module.kernel_size, module.dilation, strict=True):
-            total = d * (k - 1)
-            pads.append((total // 2, total - total // 2))
-        return pads
-    return [(int(p), int(p)) for p in module.padding]
-
-
-def unfold_input(module: _Conv, x: Tensor) -> Tensor:
-    """Unfolded input ``(N, G, (C_in/G)·∏k, T)`` (im2col), channel-major like the weight."""
-    n, c = x.shape[:2]
-    dims = x.ndim - 2
-    kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
-    pads = _pads(module, dims)
-    symmetric = all(left == right for left, right in pads)
-    if dims == 2 and symmetric:
-        U = F.unfold(x, kernel, dilation=dilation, padding=[p[0] for p in pads], stride=stride)
-    else:
-        flat_pads = [p for pair in reversed(pads) for p in pair]
-        if any(flat_pads):
-            x = F.pad(x, flat_pads)
-        for i in range(dims):
-            x = x.unfold(2 + i, dilation[i] * (kernel[i] - 1) + 1, stride[i])
-        if any(d != 1 for d in dilation):
-            x = x[(Ellipsis, *(slice(None, None, d) for d in dilation))]
-        perm = [0, 1, *range(2 + dims, 2 + 2 * dims), *range(2, 2 + dims)]
-        U = x.permute(perm).reshape(n, c * math.prod(kernel), -1)
-    groups = module.groups
-    return U.reshape(n, groups, U.shape[1] // groups, U.shape[2])
 
 
 #: below this many input channels (and without groups) the input-as-batch correlation is used
@@ -77,12 +42,11 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def _padded(module: _Conv, x: Tensor) -> tuple[Tensor, list[int]]:
-    """Input padded explicitly when the padding is asymmetric, and the remaining padding."""
+    """Input padded explicitly (asymmetric or non-zero padding), and the remaining padding."""
     dims = x.ndim - 2
-    pads = _pads(module, dims)
-    if all(left == right for left, right in pads):
-        return x, [left for left, _ in pads]
-    return F.pad(x, [p for pair in reversed(pads) for p in pair]), [0] * dims
+    if not isinstance(module.padding, str) and module.padding_mode == "zeros":
+        return x, [int(p) for p in module.padding]
+    return pad_input(module, x), [0] * dims
 
 
 def per_sample_weight_gradients(module: _Conv, x: Tensor, b: Tensor) -> Tensor:
@@ -133,12 +97,6 @@ class ConvRule(LayerRule):
     types = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     has_kron_factors = True
 
-    def supports(self, module: torch.nn.Module) -> str | None:
-        """Zero padding only (``padding_mode="zeros"``)."""
-        if getattr(module, "padding_mode", "zeros") != "zeros":
-            return f"padding_mode={module.padding_mode!r} is not supported"
-        return None
-
     @staticmethod
     def _chunks(module: torch.nn.Module, n: int) -> list[slice]:
         """Sample chunks whose per-sample weight gradients hold about ``CHUNK_ELEMENTS``."""
@@ -182,18 +140,8 @@ class ConvRule(LayerRule):
             result["bias"] = b[0].flatten(2).sum(-1).square().sum(1)
         return result
 
-    def kron_factors(
-        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``A = (1/N) Σ_n U_n U_nᵀ`` and ``G = Σ_{k,n} b̄ b̄ᵀ``, ``b̄ = Σ_t B`` (groups 1)."""
-        if module.groups != 1:  # type: ignore[attr-defined]
-            raise NotImplementedError(
-                f"Kronecker factors of grouped convolutions (groups={module.groups}) are not "
-                "implemented"
-            )
-        U = unfold_input(module, ctx)  # type: ignore[arg-type]
-        n = U.shape[0]
-        U = U[:, 0].transpose(1, 2).reshape(-1, U.shape[2])
-        A = (U.T @ U) / n
-        bbar = b.flatten(3).sum(-1).reshape(-1, b.shape[2])
-        return A, bbar.T @ bbar
+    def kron_inputs(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Patches ``(N, T, C_in·∏k)`` of the input and the columns as ``(K, N, T, C_out)``."""
+        a = unfold_input(module, ctx)
+        g = unfold_output(module, b.flatten(0, 1)).reshape(b.shape[0], *a.shape[:2], -1)
+        return a, g

@@ -95,11 +95,6 @@ class LinearRule(LayerRule):
             out["bias"] = b.sum(1).square().sum(1)
         return out
 
-    def kron_factors(
-        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``A = (1/N) Σ_{n,t} a aᵀ`` and ``G = Σ_{k,n} b̄ b̄ᵀ`` with ``b̄ = Σ_t b``."""
-        a = ctx.reshape(-1, ctx.shape[-1])
-        A = (a.T @ a) / ctx.shape[0]
-        bbar = self._columns(ctx, b).sum(2).reshape(-1, b.shape[-1])
-        return A, bbar.T @ bbar
+    def kron_inputs(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Inputs ``(N, T, in)`` as prepared and the columns as ``(K, N, T, out)``."""
+        return ctx, self._columns(ctx, b)

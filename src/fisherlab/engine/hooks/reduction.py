@@ -15,13 +15,13 @@ statistic                   what rank :math:`r` contributes                     
 ``variance``
 ``fisher_mc_diag``          :math:`\sum_{n\in r}\sum_s (J_n^\top q_{s,n})^{\odot 2}`  :math:`D`
 ``ggn_diag``                :math:`\sum_{n\in r}\sum_k (J_n^\top S_{n,:k})^{\odot 2}` :math:`D`
-``kfac``, ``kflr``          :math:`G_r = \sum \bar b \bar b^\top` and                 per layer
-                            :math:`N_r A_r = \sum a a^\top`                        :math:`o^2+i^2`
+``kfac``, ``kflr``,         :math:`N_r A_r` and :math:`G_r`, sums over the         per layer
+``kfac_ef``                 rank's samples (:mod:`fisherlab.engine.kronecker`)     :math:`i^2+o^2`
 loss (if ``col.loss``)      :math:`\sum_{n \in r} l_n`                            1
 ==========================  ====================================================  ==========
 
-(:math:`o, i`: output and input size of a Linear weight; for a convolution :math:`i` is
-``in_channels * prod(kernel_size)``; a bias adds :math:`o^2` to its layer's ``G``.) The
+(:math:`o, i`: rows and columns of a layer's augmented weight :math:`[W, \beta]`; for a
+convolution :math:`W` is ``weight.reshape(out_channels, -1)``.) The
 number of samples :math:`N` is summed first (one ``int64``), then one flat buffer holding
 every statistic above in the dtype of the parameters. Weighting by :math:`N_r` is what makes
 the result the statistic of the concatenated batch for *uneven* shards: the global
@@ -55,16 +55,17 @@ SUMMED: tuple[str, ...] = (
     "ggn_diag",
     "kfac",
     "kflr",
+    "kfac_ef",
 )
 
 
-def kron_shapes(p: Tensor, is_weight: bool) -> tuple[tuple[int, int], ...]:
-    """Shapes of the Kronecker factors ``(G, A)`` of a weight, ``(G,)`` of a bias."""
-    out = p.shape[0]
-    if is_weight:
-        inp = p[0].numel()
-        return ((out, out), (inp, inp))
-    return ((out, out),)
+def kron_shapes(
+    module: torch.nn.Module, weight: bool, bias: bool
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Shapes of a layer's Kronecker factors ``(A, G)`` of ``[W, β]`` (covered parts only)."""
+    out = module.weight.shape[0]  # type: ignore[union-attr,index]
+    inp = (module.weight[0].numel() if weight else 0) + int(bias)  # type: ignore[index]
+    return ((inp, inp), (out, out))
 
 
 def all_reduce_sums(
