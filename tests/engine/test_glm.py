@@ -59,3 +59,30 @@ def test_linear_model_rejects_categorical_and_bad_shapes():
         glm.loss(torch.zeros(3))
     with pytest.raises(ValueError, match="disagree in the number of samples"):
         LinearModel(X, y[:-1], fl.Gaussian())
+
+
+@pytest.mark.parametrize("likelihood_name", ["gaussian", "bernoulli"])
+def test_point_computes_each_quantity_once_and_equals_the_methods(likelihood_name):
+    X, y, likelihood = _problem(likelihood_name)
+    glm = LinearModel(X, y, likelihood)
+    thetas = torch.randn(
+        2, 5, X.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    point = glm.at(thetas)
+    for name in ("loss", "gradient", "fisher", "empirical_fisher", "hessian", "covariance"):
+        value = getattr(point, name)
+        assert getattr(point, name) is value
+        assert torch.equal(value, getattr(glm, name)(thetas)), name
+    assert point.fisher.shape == (2, 5, X.shape[1], X.shape[1])
+    with pytest.raises(ValueError, match="last dimension 4"):
+        glm.at(torch.zeros(2, 3))
+
+
+def test_fisher_is_constant_only_for_the_gaussian():
+    thetas = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for likelihood_name, constant in (("gaussian", True), ("bernoulli", False)):
+        X, y, likelihood = _problem(likelihood_name)
+        glm = LinearModel(X, y, likelihood)
+        F = glm.fisher(thetas)
+        assert glm.fisher_is_constant is constant
+        assert torch.allclose(F[0], F[1], rtol=1e-12, atol=0) is constant

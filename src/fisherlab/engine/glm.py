@@ -20,13 +20,15 @@ need (Kunstner et al., App. D: thousands of short runs).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from torch import Tensor
 
-from fisherlab.likelihoods import Categorical, Likelihood
+from fisherlab.likelihoods import Categorical, Gaussian, Likelihood
 from fisherlab.scaling import Scaling
 from fisherlab.validation import check_batch, check_reduction
 
-__all__ = ["LinearModel"]
+__all__ = ["LinearModel", "LinearModelPoint"]
 
 
 class LinearModel:
@@ -65,23 +67,14 @@ class LinearModel:
         """``D``."""
         return self.X.shape[1]
 
-    def _outputs(self, theta: Tensor) -> Tensor:
-        if theta.shape[-1] != self.num_params:
-            raise ValueError(
-                f"parameters must have last dimension {self.num_params}, got {tuple(theta.shape)}"
-            )
-        return theta @ self.X.T  # (..., N)
+    @property
+    def fisher_is_constant(self) -> bool:
+        r"""Whether :math:`F` is independent of :math:`\theta`: Gaussian, F = cXᵀX/σ²."""
+        return isinstance(self.likelihood, Gaussian)
 
-    def _per_sample(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """Flattened outputs ``(B·N, 1)`` and targets for the likelihood's closed forms."""
-        f = self._outputs(theta)
-        batch_shape = f.shape[:-1]
-        f = f.reshape(-1, 1)
-        y = self.y.expand(*batch_shape, -1, 1).reshape(-1, 1)
-        return f, y
-
-    def _unflatten(self, values: Tensor, theta: Tensor) -> Tensor:
-        return values.reshape(*theta.shape[:-1], self.X.shape[0])
+    def at(self, theta: Tensor) -> LinearModelPoint:
+        """The quantities at parameters ``theta`` ``(..., D)``, each computed once on demand."""
+        return LinearModelPoint(self, theta)
 
     def _gram(self, weights: Tensor) -> Tensor:
         """``c Xᵀ diag(w) X`` for weights ``(..., N)``: one product with the ``x_n x_nᵀ``."""
@@ -93,31 +86,27 @@ class LinearModel:
 
     def loss(self, theta: Tensor) -> Tensor:
         """``L(θ)``, shape ``theta.shape[:-1]``."""
-        f, y = self._per_sample(theta)
-        return self.scale * self._unflatten(self.likelihood.nll(f, y), theta).sum(-1)
+        return self.at(theta).loss
 
     def residuals(self, theta: Tensor) -> Tensor:
         """``r_n = ∇_f l_n``, shape ``(..., N)``."""
-        f, y = self._per_sample(theta)
-        return self._unflatten(self.likelihood.output_gradient(f, y)[:, 0], theta)
+        return self.at(theta).residuals
 
     def gradient(self, theta: Tensor) -> Tensor:
         """``∇L = c Xᵀ r``, shape ``(..., D)``."""
-        return self.scale * self.residuals(theta) @ self.X
+        return self.at(theta).gradient
 
     def per_sample_gradients(self, theta: Tensor) -> Tensor:
         """``g_n = r_n x_n``, shape ``(..., N, D)``."""
-        return self.residuals(theta).unsqueeze(-1) * self.X
+        return self.at(theta).per_sample_gradients
 
     def fisher(self, theta: Tensor) -> Tensor:
         """``F = c Xᵀ diag(Λ(f_n)) X``, shape ``(..., D, D)``; equals the GGN and Hessian."""
-        f, _ = self._per_sample(theta)
-        weights = self._unflatten(self.likelihood.fisher_output(f)[:, 0, 0], theta)
-        return self._gram(weights)
+        return self.at(theta).fisher
 
     def empirical_fisher(self, theta: Tensor) -> Tensor:
         """``EF = c Xᵀ diag(r_n²) X``, shape ``(..., D, D)``."""
-        return self._gram(self.residuals(theta) ** 2)
+        return self.at(theta).empirical_fisher
 
     def covariance(self, theta: Tensor) -> Tensor:
         """Gradient covariance ``Σ = a Σ_n g_n g_nᵀ − ∇L∇Lᵀ`` (as :meth:`Curvature.covariance`).
@@ -125,12 +114,78 @@ class LinearModel:
         ``a = 1/N`` (mean) or ``N`` (sum), so that ``Σ`` is the covariance of the one-sample
         gradient estimate; shape ``(..., D, D)``.
         """
-        g = self.gradient(theta)
-        outer = g.unsqueeze(-1) * g.unsqueeze(-2)
-        return self.scaling.a / self.scale * self.empirical_fisher(theta) - outer
+        return self.at(theta).covariance
 
     def hessian(self, theta: Tensor) -> Tensor:
         """``∇²L = c Xᵀ diag(∇²_f l_n) X``, shape ``(..., D, D)``."""
-        f, y = self._per_sample(theta)
-        weights = self._unflatten(self.likelihood.output_hessian(f, y)[:, 0, 0], theta)
-        return self._gram(weights)
+        return self.at(theta).hessian
+
+
+class LinearModelPoint:
+    r"""The quantities of a :class:`LinearModel` at parameters ``theta`` ``(..., D)``.
+
+    The outputs :math:`f_n = x_n^\top\theta` are computed once, and every quantity once, on
+    first access, so an optimizer step that needs the loss, the gradient and a curvature
+    matrix at the same point evaluates the model once (:meth:`LinearModel.at`).
+    """
+
+    def __init__(self, model: LinearModel, theta: Tensor):
+        if theta.shape[-1] != model.num_params:
+            raise ValueError(
+                f"parameters must have last dimension {model.num_params}, got {tuple(theta.shape)}"
+            )
+        self.model = model
+        self.theta = theta
+        f = theta @ model.X.T  # (..., N)
+        self._shape = f.shape
+        self._f = f.reshape(-1, 1)
+        self._y = model.y.expand(*f.shape[:-1], -1, 1).reshape(-1, 1)
+
+    def _unflatten(self, values: Tensor) -> Tensor:
+        return values.reshape(self._shape)
+
+    @cached_property
+    def loss(self) -> Tensor:
+        """``L(θ)``, shape ``theta.shape[:-1]``."""
+        nll = self.model.likelihood.nll(self._f, self._y)
+        return self.model.scale * self._unflatten(nll).sum(-1)
+
+    @cached_property
+    def residuals(self) -> Tensor:
+        """``r_n = ∇_f l_n``, shape ``(..., N)``."""
+        return self._unflatten(self.model.likelihood.output_gradient(self._f, self._y)[:, 0])
+
+    @cached_property
+    def gradient(self) -> Tensor:
+        """``∇L = c Xᵀ r``, shape ``(..., D)``."""
+        return self.model.scale * self.residuals @ self.model.X
+
+    @cached_property
+    def per_sample_gradients(self) -> Tensor:
+        """``g_n = r_n x_n``, shape ``(..., N, D)``."""
+        return self.residuals.unsqueeze(-1) * self.model.X
+
+    @cached_property
+    def fisher(self) -> Tensor:
+        """``F = c Xᵀ diag(Λ(f_n)) X``, shape ``(..., D, D)``; equals the GGN and Hessian."""
+        weights = self._unflatten(self.model.likelihood.fisher_output(self._f)[:, 0, 0])
+        return self.model._gram(weights)
+
+    @cached_property
+    def empirical_fisher(self) -> Tensor:
+        """``EF = c Xᵀ diag(r_n²) X``, shape ``(..., D, D)``."""
+        return self.model._gram(self.residuals**2)
+
+    @cached_property
+    def covariance(self) -> Tensor:
+        """Gradient covariance ``Σ = a Σ_n g_n g_nᵀ − ∇L∇Lᵀ``, shape ``(..., D, D)``."""
+        g = self.gradient
+        outer = g.unsqueeze(-1) * g.unsqueeze(-2)
+        scaling = self.model.scaling
+        return scaling.a / self.model.scale * self.empirical_fisher - outer
+
+    @cached_property
+    def hessian(self) -> Tensor:
+        """``∇²L = c Xᵀ diag(∇²_f l_n) X``, shape ``(..., D, D)``."""
+        weights = self.model.likelihood.output_hessian(self._f, self._y)[:, 0, 0]
+        return self.model._gram(self._unflatten(weights))

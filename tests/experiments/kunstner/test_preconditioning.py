@@ -90,3 +90,36 @@ def test_gradient_resolved_separates_round_off_from_a_real_gradient():
     # at the least-squares solution the gradient is cancellation noise
     assert model.gradient(theta).norm() < 1e-12
     assert gradient_resolved(model, torch.stack([theta, far])).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("method", ["NGD", "EFGD"])
+def test_run_batch_matches_a_plain_loop_for_logistic_regression(method):
+    X, y, _ = _model()
+    labels = (y > y.median()).double()
+    model = LinearModel(X, labels, fl.Bernoulli())
+    log10_lrs, log10_damping = torch.tensor([-1.0, 0.0], dtype=torch.float64), -2.0
+    trajectory = run_batch(model, method, log10_lrs, log10_damping, 10, keep_thetas=True)
+    N = X.shape[0]
+    for r, log10_lr in enumerate(log10_lrs.tolist()):
+        theta = torch.zeros(3, dtype=torch.float64)
+        for t in range(10):
+            p = torch.sigmoid(X @ theta)
+            gradient = X.T @ (p - labels) / N
+            weights = p * (1 - p) if method == "NGD" else (p - labels) ** 2
+            B = (X.T * weights) @ X / N + 10**log10_damping * torch.eye(3, dtype=torch.float64)
+            theta = theta - 10**log10_lr * torch.linalg.solve(B, gradient)
+            torch.testing.assert_close(trajectory.thetas[t + 1, r], theta, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["GD", "NGD", "EFGD"])
+def test_run_batch_after_every_run_stopped_keeps_inf_losses_and_the_last_parameters(method):
+    _, _, model = _model()
+    log10_lrs = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    damping = None if method == "GD" else -8.0
+    trajectory = run_batch(model, method, log10_lrs, damping, 12, keep_thetas=True)
+    assert trajectory.losses.shape == (13, 2) and trajectory.thetas.shape == (13, 2, 3)
+    stopped = int(torch.isinf(trajectory.losses).all(1).nonzero()[0])
+    assert stopped < 12 and torch.isinf(trajectory.losses[stopped:]).all()
+    assert (trajectory.thetas[stopped:] == trajectory.thetas[stopped]).all()
+    longer = run_batch(model, method, log10_lrs, damping, 20, keep_thetas=True)
+    assert torch.equal(longer.losses[:13], trajectory.losses)

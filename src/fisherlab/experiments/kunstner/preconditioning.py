@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fisherlab.engine.glm import LinearModel
-from fisherlab.optim.preconditioned import damped_direction, preconditioned_update
+from fisherlab.engine.glm import LinearModel, LinearModelPoint
+from fisherlab.optim.preconditioned import preconditioned_update
 
 __all__ = [
     "METHODS",
@@ -90,15 +90,22 @@ def log10_grid(start: float, stop: float, num: int) -> list[float]:
     return [round(start + i * step, 9) for i in range(num)]
 
 
-def preconditioner(model: LinearModel, method: str, theta: Tensor) -> Tensor | None:
-    """``B(θ)`` of ``method`` (``None`` for GD), batched over ``theta``'s leading dims."""
+def preconditioner(
+    model: LinearModel | LinearModelPoint, method: str, theta: Tensor | None = None
+) -> Tensor | None:
+    """``B(θ)`` of ``method`` (``None`` for GD), batched over ``theta``'s leading dims.
+
+    ``model`` is a :class:`LinearModel` with ``theta``, or a point of one
+    (:meth:`LinearModel.at`), whose quantities it reuses.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     if method == "GD":
         return None
-    if method == "NGD":
-        return model.fisher(theta)
-    if method == "EFGD":
-        return model.empirical_fisher(theta)
-    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if theta is None and not isinstance(model, LinearModelPoint):
+        raise ValueError("preconditioner needs theta with a LinearModel")
+    point = model if theta is None else model.at(theta)
+    return point.fisher if method == "NGD" else point.empirical_fisher
 
 
 @dataclass
@@ -149,25 +156,42 @@ def run_batch(
         damping = torch.zeros(R, dtype=dtype)
     else:
         damping = (10.0 ** torch.as_tensor(log10_damping, dtype=dtype)).expand(R)
-    initial = model.loss(theta)
+    point = model.at(theta)
+    initial = point.loss
     alive = torch.isfinite(initial)
     losses, thetas = [initial.clone()], [theta.clone()]
     eye = torch.eye(D, dtype=dtype)
+    # NGD on a Gaussian model: F, hence (F + λI) and its LU factors, are the same at every
+    # iterate; a run that stops keeps its factors, its direction is discarded.
+    constant = method == "NGD" and model.fisher_is_constant
+    factors = None
     for _ in range(iterations):
-        gradient = model.gradient(theta)
-        B = preconditioner(model, method, theta)
-        if B is not None:
-            B = torch.where(alive[:, None, None], B, eye)
-            gradient = torch.where(alive[:, None], gradient, 0.0)
-            direction = damped_direction(B, gradient, damping)
-        else:
+        gradient = point.gradient
+        if method == "GD":
             direction = gradient
+        else:
+            gradient = torch.where(alive[:, None], gradient, 0.0)
+            if factors is None:
+                B = torch.where(alive[:, None, None], preconditioner(point, method), eye)
+                lu = torch.linalg.lu_factor(B + damping[:, None, None] * eye)
+                factors = lu if constant else None
+            else:
+                lu = factors
+            direction = torch.linalg.lu_solve(*lu, gradient.unsqueeze(-1)).squeeze(-1)
         theta = torch.where(alive[:, None], preconditioned_update(theta, direction, lrs), theta)
-        loss = model.loss(theta)
+        point = model.at(theta)
+        loss = point.loss
         alive = alive & torch.isfinite(loss) & (loss <= divergence_factor * initial)
         losses.append(torch.where(alive, loss, math.inf))
         if keep_thetas:
             thetas.append(theta.clone())
+        if not alive.any():
+            # every run has stopped: the remaining losses are inf and the parameters stay
+            remaining = iterations + 1 - len(losses)
+            losses.extend([torch.full_like(loss, math.inf)] * remaining)
+            if keep_thetas:
+                thetas.extend([theta] * remaining)
+            break
     return Trajectory(torch.stack(losses), torch.stack(thetas) if keep_thetas else None)
 
 
