@@ -44,7 +44,9 @@ __all__ = [
     "check_approx",
     "unfold_input",
     "unfold_output",
+    "augment",
     "kron_factors",
+    "eigenbasis_squares",
     "layer_blocks",
 ]
 
@@ -116,6 +118,14 @@ def unfold_output(module: nn.Module, z: Tensor) -> Tensor:
     return z.flatten(2).transpose(1, 2)
 
 
+def augment(a: Tensor, weight: bool = True, bias: bool = True) -> Tensor:
+    r"""Rows :math:`\bar a = [a; 1]` of the covered parameters, ``(N, T, weight·d_in + bias)``."""
+    parts = [a] if weight else []
+    if bias:
+        parts.append(a.new_ones(*a.shape[:2], 1))
+    return torch.cat(parts, dim=2)
+
+
 def kron_factors(
     a: Tensor, g: Tensor, weight: bool = True, bias: bool = True, approx: str = "expand"
 ) -> tuple[Tensor, Tensor]:
@@ -141,10 +151,7 @@ def kron_factors(
     """
     check_approx(approx)
     n, t = a.shape[:2]
-    parts = [a] if weight else []
-    if bias:
-        parts.append(a.new_ones(n, t, 1))
-    abar = torch.cat(parts, dim=2)
+    abar = augment(a, weight, bias)
     if approx == "expand":
         rows = abar.reshape(n * t, -1)
         A = rows.T @ rows / max(n * t, 1)
@@ -154,6 +161,22 @@ def kron_factors(
         A = mean.T @ mean / max(n, 1)
         cols = g.sum(2).reshape(-1, g.shape[-1])
     return A, cols.T @ cols
+
+
+def eigenbasis_squares(
+    a: Tensor, g: Tensor, QA: Tensor, QG: Tensor, weight: bool = True, bias: bool = True
+) -> Tensor:
+    r"""Sums of squared per-sample layer gradients in the basis :math:`Q_G \otimes Q_A`.
+
+    :math:`\sum_{n,k} \big((Q_G^\top \nabla_{nk} Q_A)_{ij}\big)^2` with the per-sample,
+    per-column gradient of the augmented weight :math:`\nabla_{nk} = \sum_t g_{nk,t}
+    \bar a_{n,t}^\top`, ``(d_out, d_in)``: the unnormalised eigenvalues of EK-FAC
+    (George et al. 2018, Eq. 19). Inputs as in :func:`kron_factors`.
+    """
+    ta = augment(a, weight, bias) @ QA  # (N, T, d_in)
+    tg = g @ QG  # (K, N, T, d_out)
+    grads = torch.einsum("knto,nti->knoi", tg, ta)
+    return grads.square().sum((0, 1))
 
 
 def layer_blocks(model: nn.Module, names: list[str], numels: list[int]) -> list[KroneckerBlock]:

@@ -30,9 +30,10 @@ from fisherlab.engine.hooks.collector import compute
 from fisherlab.engine.kronecker import layer_blocks, unfold_input, unfold_output
 from fisherlab.forms.registry import Source, register_form
 from fisherlab.quantities import Quantity, QuantitySpec
+from fisherlab.representations.ekfac import EKFAC
 from fisherlab.representations.kfac import KFAC, KroneckerBlock
 
-__all__ = ["kfac", "kron_blocks", "layer_blocks", "unfold_input", "unfold_output"]
+__all__ = ["kfac", "ekfac", "kron_blocks", "layer_blocks", "unfold_input", "unfold_output"]
 
 #: the collector statistic of each quantity with a Kronecker-factored form
 STATISTICS = {
@@ -53,7 +54,11 @@ def statistic_of(spec: QuantitySpec) -> str:
     return STATISTICS[spec.kind]
 
 
-def batch_collectors(curvature: Source, spec: QuantitySpec):  # noqa: ANN201
+def batch_collectors(  # noqa: ANN201
+    curvature: Source,
+    spec: QuantitySpec,
+    eigenbases: dict[str, tuple[Tensor, Tensor]] | None = None,
+):
     """One filled collector per batch of ``curvature`` (unscaled sums: ``reduction="sum"``)."""
     stat = statistic_of(spec)
     for X, y in curvature.batches():
@@ -69,6 +74,7 @@ def batch_collectors(curvature: Source, spec: QuantitySpec):  # noqa: ANN201
                 generator=spec.generator,
                 distributed=False,
                 kfac_approx=spec.approx,
+                kfac_eigenbases=eigenbases,
             )
         yield col
 
@@ -114,3 +120,25 @@ def kfac(curvature: Source, spec: QuantitySpec) -> KFAC:
     theta = curvature.functional_model.flat_params()
     name = f"kfac({spec.kind.value}, {spec.approx})"
     return KFAC(blocks, curvature.num_params, theta.dtype, theta.device, name=name)
+
+
+@register_form("ekfac")
+def ekfac(curvature: Source, spec: QuantitySpec) -> EKFAC:
+    r"""EK-FAC (:mod:`fisherlab.representations.ekfac`) of the quantities of ``form="kfac"``.
+
+    A first pass over the data gives the K-FAC factors and their eigenbases, a second one
+    the eigenvalues :math:`s = c \sum_{n,k} (Q_G^\top \nabla_{nk} Q_A)^{\odot 2}`. For
+    the Monte-Carlo Fisher the second pass draws new labels from the same generator.
+    """
+    stat = statistic_of(spec)
+    blocks = kron_blocks(curvature, spec)
+    bases = {b.name: (b.eig()[3], b.eig()[1]) for b in blocks}  # (Q_A, Q_G)
+    theta = curvature.functional_model.flat_params()
+    scales = [theta.new_zeros(b.out_features, b.in_features) for b in blocks]
+    for col in batch_collectors(curvature, spec, bases):
+        corrections = col.eigenvalue_corrections(stat)
+        for i, block in enumerate(blocks):
+            scales[i] += corrections[block.name]
+    scales = [curvature.normalize(s) for s in _all_reduce(curvature, scales, f"ekfac ({stat})")]
+    name = f"ekfac({spec.kind.value}, {spec.approx})"
+    return EKFAC(blocks, scales, curvature.num_params, theta.dtype, theta.device, name=name)

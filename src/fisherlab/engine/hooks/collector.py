@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -90,7 +90,12 @@ from fisherlab.engine.hooks.embedding import EmbeddingRule
 from fisherlab.engine.hooks.linear import LinearRule
 from fisherlab.engine.hooks.norm import BatchNormRule, LayerNormRule
 from fisherlab.engine.hooks.reduction import all_reduce_sums, gather_rows, kron_shapes
-from fisherlab.engine.kronecker import check_approx, layer_blocks
+from fisherlab.engine.kronecker import (
+    check_approx,
+    eigenbasis_squares,
+    kron_factors,
+    layer_blocks,
+)
 from fisherlab.likelihoods import Likelihood
 from fisherlab.representations.kfac import KFAC
 from fisherlab.validation import (
@@ -278,6 +283,7 @@ class Collector:
         max_bytes: int | None = None,
         distributed: bool | None = None,
         kfac_approx: str = "expand",
+        kfac_eigenbases: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -301,6 +307,12 @@ class Collector:
         if distributed and not fl_distributed.is_active():
             raise ValueError("distributed=True needs an initialised torch.distributed group")
         self.distributed = bool(distributed)
+        self.kfac_eigenbases = dict(kfac_eigenbases or {})
+        if self.kfac_eigenbases and self.distributed:
+            raise ValueError(
+                "kfac_eigenbases is for one process (distributed=False): the eigenvalue "
+                "corrections are not summed over ranks"
+            )
         self.model = model
         self.likelihood = likelihood
         self.reduction = reduction
@@ -412,6 +424,7 @@ class Collector:
 
     def _reset(self) -> None:
         self._raw: dict[Statistic, dict[Tensor, Any]] = {s: {} for s in Statistic}
+        self._corrections: dict[Statistic, dict[torch.nn.Module, Tensor]] = {s: {} for s in _KRON}
         self._num_samples: int | None = None
         self._local_num_samples: int | None = None
         self._loss_c = 1.0
@@ -892,12 +905,25 @@ class Collector:
                         raw[diag][params[name]] = value
             if kron in stats and rule.has_kron_factors:
                 stacked = columns[0][None] if len(columns) == 1 else torch.stack(columns)
-                raw[kron][module] = rule.kron_factors(module, ctx, stacked, self.kfac_approx)
+                self._kron(kron, module, rule, ctx, stacked)
         if Statistic.KFAC_EF in stats and rule.has_kron_factors:
-            raw[Statistic.KFAC_EF][module] = rule.kron_factors(module, ctx, b, self.kfac_approx)
+            self._kron(Statistic.KFAC_EF, module, rule, ctx, b)
         record.columns.clear()
         record.inp = None
         record.output = None
+
+    def _kron(
+        self, stat: Statistic, module: torch.nn.Module, rule: LayerRule, ctx: Any, b: Tensor
+    ) -> None:
+        """Kronecker factors of one layer (and its eigenbasis squares when bases are given)."""
+        basis = self.kfac_eigenbases.get(self._labels[module])
+        if basis is None:
+            self._raw[stat][module] = rule.kron_factors(module, ctx, b, self.kfac_approx)
+            return
+        a, g = rule.kron_inputs(module, ctx, b)
+        weight, bias = rule.kron_parameters(module)
+        self._raw[stat][module] = kron_factors(a, g, weight, bias, self.kfac_approx)
+        self._corrections[stat][module] = eigenbasis_squares(a, g, *basis, weight, bias)
 
     # -- generic engine -------------------------------------------------------------------
     def _fallback(self, current: _Pass, f: Tensor, g: Tensor, columns: dict[str, Tensor]) -> None:
@@ -1025,6 +1051,19 @@ class Collector:
         """``(A, G)`` per layer in the scaling of the results (``c``, and ``1/S`` for kfac)."""
         scale = self._c / self.mc_samples if stat is Statistic.KFAC else self._c
         return {m: (A, scale * G) for m, (A, G) in self._raw[stat].items()}
+
+    def eigenvalue_corrections(self, statistic: Statistic | str) -> dict[str, Tensor]:
+        r"""EK-FAC's eigenvalues per layer name in the bases given as ``kfac_eigenbases``.
+
+        For a layer with bases :math:`(Q_A, Q_G)`:
+        :math:`s_{ij} = c \sum_{n,k} ((Q_G^\top \textstyle\sum_t g_{nk,t}
+        \bar a_{n,t}^\top Q_A)_{ij})^2` (George et al. 2018, Eq. 19; times :math:`1/S` for
+        ``"kfac"``), ``(d_out, d_in)``.
+        """
+        stat = Statistic(statistic)
+        self._require(stat)
+        scale = self._c / self.mc_samples if stat is Statistic.KFAC else self._c
+        return {self._labels[m]: scale * s for m, s in self._corrections[stat].items()}
 
     def kfac(self, statistic: Statistic | str = Statistic.KFLR) -> KFAC:
         r"""The Kronecker factors of ``statistic`` as a :class:`~fisherlab.representations.KFAC`.
@@ -1182,12 +1221,13 @@ def compute(
     generator: torch.Generator | None = None,
     distributed: bool | None = None,
     kfac_approx: str = "expand",
+    kfac_eigenbases: Mapping[str, tuple[Tensor, Tensor]] | None = None,
 ) -> Collector:
     """Run one forward and backward pass on ``(X, y)`` and return the filled collector.
 
     Parameter ``.grad`` fields are left untouched (the backward is ``torch.autograd.grad``).
-    ``distributed`` and ``kfac_approx`` are the :class:`Collector`'s (``distributed=False``:
-    this rank's batch only).
+    ``distributed``, ``kfac_approx`` and ``kfac_eigenbases`` are the :class:`Collector`'s
+    (``distributed=False``: this rank's batch only).
     """
     collector = Collector(
         model,
@@ -1198,6 +1238,7 @@ def compute(
         generator,
         distributed=distributed,
         kfac_approx=kfac_approx,
+        kfac_eigenbases=kfac_eigenbases,
     )
     with collector:
         loss = collector.loss(model(X), y)
