@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
 import fisherlab as fl
-from benchmarks import ddp_overhead, models, monitor_overhead
+from benchmarks import ddp_overhead, dense_builds, models, monitor_overhead
 from benchmarks.models import MODELS, problem
 from fisherlab.engine.hooks import FIRST_ORDER, Collector
 
@@ -811,6 +811,9 @@ def main(argv: list[str] | None = None) -> int:
         monitor = monitor_overhead.bench_monitor(n, reps, log)
         write_json(args.out / "monitor.json", {"meta": meta, **monitor})
         text += "\n\n" + monitor_overhead.markdown(monitor)
+    dense = dense_builds.bench_dense(n, min(reps, 5), log, device)
+    write_json(args.out / "dense.json", {"meta": meta, **dense})
+    text += "\n\n" + dense_builds.markdown(dense)
     if device.type == "cpu" and not quick:  # spawns 2 gloo ranks
         ddp = ddp_overhead.bench_ddp(64, reps, 2, log)
         write_json(args.out / "ddp.json", {"meta": meta, **ddp})
