@@ -444,8 +444,9 @@ def inf_one_norm(H: Matrix, max_dim: int = 20) -> float:
 
     The maximum of a convex function over the cube is attained at a vertex; the cost is
     :math:`2^{D-1}` products, so only for ``D <= max_dim`` (the problem is NP-hard in
-    general, Rohn 2000). A diagonal matrix (:math:`\sum_i |H_{ii}| = \sum_{ij} |H_{ij}|`,
-    e.g. a ``(D,)`` tensor) has :math:`\|H\|_{\infty,1} = \sum_i |H_{ii}|` for any ``D``.
+    general, Rohn 2000); any form works (only products ``H S`` are used). A diagonal
+    matrix (:math:`\sum_i |H_{ii}| = \sum_{ij} |H_{ij}|`, e.g. a ``(D,)`` tensor) has
+    :math:`\|H\|_{\infty,1} = \sum_i |H_{ii}|` for any ``D``.
     """
     A = as_matrix(H)
     total = abs_sum(A)

@@ -125,7 +125,7 @@ class _SquareMatrix:
     def diag(self) -> Tensor:
         """Return the diagonal ``(D,)``."""
         self._unavailable(
-            "diag", "use fisherlab.linalg.diagonal_concentration (D products) or to_dense()"
+            "diag", 'compute form="diag" of the quantity, or use to_dense() for small D'
         )
 
     def trace(self) -> Tensor:
