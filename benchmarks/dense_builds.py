@@ -20,6 +20,7 @@ fisherlab's, and of fisherlab's Hessian from autograd's double backward.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -195,6 +196,9 @@ def bench_dense(
         for row in ROWS
     }
     result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "n": n,
         "reps": reps,
         "device": str(device),
@@ -216,7 +220,8 @@ def markdown(result: dict) -> str:
         f"forward+backward: {result['plain_ms']:.2f} ms)",
         "",
         "Time of the whole (D, D) matrix divided by a plain forward+backward of the same batch "
-        f"(median of {result['reps']} interleaved repetitions; 1-minute load average "
+        f"(measured {result['date']}, {result['device']}, float32, {result['threads']} "
+        f"thread(s), median of {result['reps']} interleaved repetitions; 1-minute load average "
         f"{result['load']:.2f}). torch.func: `torch.func.hessian` over all columns at once, for "
         "the GGN `vmap(jacrev)` Jacobians and the softmax Hessian; curvlinops: its linear "
         f"operator `@` unit vectors in chunks of {PEER_CHUNK}.",
