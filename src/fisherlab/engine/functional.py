@@ -11,7 +11,8 @@ averages: :class:`fisherlab.Curvature` applies the reduction):
   these give :math:`\sum_n J_n^\top \Lambda_n J_n = \sum_n B_n^\top B_n` and its diagonal
   :math:`\sum_{n,k} B_{n,k}^2` without any :math:`D \times D` matrix;
 - Hessian-vector products by forward-over-reverse differentiation, and the dense Hessian
-  from products with unit vectors;
+  from batched products with the unit vectors of one parameter tensor at a time, each
+  restricted to the parameters nearer the loss (the rest by symmetry);
 - matrix-free products with :math:`\sum_n J_n^\top M_n J_n` (one ``jvp`` and one ``vjp``)
   and with :math:`\sum_n g_n g_n^\top` (a ``jvp`` of the vector of per-sample losses gives
   :math:`G v`, a ``vjp`` with weights :math:`G v` gives :math:`G^\top G v`).
@@ -49,7 +50,8 @@ __all__ = ["FunctionalModel"]
 Params = dict[str, Tensor]
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: memory for one batch of Hessian-vector products on the CPU (a few cache-sized chunks)
+#: memory for one batch of Hessian-vector products on the CPU (wider batches were slower
+#: on a CPU core: 0.92 s for 32 columns, 1.1 s for 128 or 256, dense Hessian, D = 1051)
 CHUNK_BYTES = 64 << 20
 #: the same on a CUDA device, where wider batches keep the device busy
 CHUNK_BYTES_CUDA = 1 << 30
