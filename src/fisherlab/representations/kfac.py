@@ -22,15 +22,17 @@ the approximated quantity is that of :class:`fisherlab.Curvature`. The vectors
   \Lambda(f_n)` (``K = C`` backward passes; "KFAC" of Martens & Grosse with the exact
   expectation, called type-2 in curvlinops);
 - ``fisher(mc_samples=S)``: sampled-label output gradients
-  :math:`q_{s,n}/\sqrt S` (:func:`fisherlab.quantities.mc_factors`, the same draws as the
-  dense Monte-Carlo Fisher for the same generator);
+  :math:`q_{s,n}/\sqrt S` (:func:`fisherlab.quantities.output_factor`, the same draws as
+  the dense Monte-Carlo Fisher for the same generator);
 - ``ggn``: the columns of a factor of :math:`\nabla_f^2 l_n` (KFLR of Botev et al. 2017);
 - ``empirical_fisher``: the true-label output gradient :math:`\nabla_f l_n` (one column).
 
-**Weight sharing (Conv1d/2d/3d, Linear on inputs with extra dimensions)** uses the
-*expand* convention of Grosse & Martens (2016, KFC) in the form of Eschenhagen et al.
-(2023, "KFAC-expand"): each of the :math:`T` output locations (spatial positions, or
-sequence positions for ``Linear``) is treated like a separate sample. With the unfolded
+**Weight sharing (Conv1d/2d/3d, Linear on inputs with extra dimensions)** uses by default
+the *expand* convention of Grosse & Martens (2016, KFC) in the form of Eschenhagen et al.
+(2023, "KFAC-expand"; ``approx="reduce"`` gives their K-FAC-reduce, see
+:mod:`fisherlab.engine.kronecker`, which computes both): each of the :math:`T` output
+locations (spatial positions, or sequence positions for ``Linear``) is treated like a
+separate sample. With the unfolded
 input patches :math:`\bar a_{n,t}` (``im2col``, columns ordered like
 ``weight.reshape(C_out, -1)``) and output gradients :math:`g_{nk,t}`,
 

@@ -26,19 +26,24 @@ statistic               value per parameter
 ``fisher_mc_diag``      :math:`\frac{c}{S}\sum_n\sum_s (J_n^\top q_{s,n})^{\odot 2}`, sampled labels
 ``ggn_diag``            :math:`c \sum_n \sum_k (J_n^\top S_{n,:k})^{\odot 2}`,
                         :math:`S_n S_n^\top = \Lambda(f_n) = \nabla_f^2 l_n` (exact Fisher = GGN)
-``kfac``                Kronecker factors :math:`(G, A)` from sampled labels (weights of Linear
-                        and convolutions; biases get :math:`(G,)`)
-``kflr``                the same with the exact factor :math:`S_n`
+``kfac``                Kronecker factors from sampled labels (Linear and convolution layers)
+``kflr``                the same with the exact factor :math:`S_n` (Fisher = GGN)
+``kfac_ef``             the same with the true-label gradient (empirical Fisher)
 ======================  ==========================================================================
 
-For a Linear or convolution weight the Kronecker factors are
-:math:`A = \frac1N \sum_{n,t} a_{n,t} a_{n,t}^\top` (inputs, unfolded patches for
-convolutions, summed over positions :math:`t`) and :math:`G = \frac{c}{K}\sum_{n,k}
-\bar b_{k,n} \bar b_{k,n}^\top` with :math:`\bar b_{k,n} = \sum_t J_{n,t}^\top s_{k,n}` the
-column backpropagated to the layer output and summed over positions (:math:`K = S` for
-``kfac``, :math:`1` for ``kflr``); the weight block is approximated by :math:`G \otimes A`
-(row-major flattening of the weight), the bias block by :math:`G`. These are BackPACK's
-KFAC/KFLR conventions.
+Kronecker factors. For a Linear or convolution layer with augmented weight
+:math:`[W, \beta]`, :func:`fisherlab.engine.kronecker.kron_factors` turns the unfolded inputs
+:math:`\bar a_{n,t}` and the columns :math:`g_{nk,t}` backpropagated to the layer output
+into :math:`(A, G)`, K-FAC-expand (default) or K-FAC-reduce (``kfac_approx``; Eschenhagen
+et al. 2023), with :math:`G` scaled by :math:`c` (and :math:`1/S` for ``kfac``).
+:meth:`Collector.kfac` returns them as the :class:`~fisherlab.representations.kfac.KFAC`
+that ``Curvature(...).fisher/ggn/empirical_fisher(form="kfac")`` builds on the same batch.
+``collector[stat]`` splits the same factors per parameter: ``(G, A_W)`` for a weight
+(``A`` without the bias row and column) and ``(G,)`` for a bias. BackPACK's KFAC/KFLR of
+a weight-shared layer with :math:`T` positions is the mix :math:`(G_\text{reduce},
+T\cdot A_{W,\text{expand}})`; for :math:`T = 1` all of them coincide. With
+``kfac_eigenbases`` (layer name → :math:`(Q_A, Q_G)`) the collector also forms EK-FAC's
+eigenvalues in that basis (:meth:`Collector.eigenvalue_corrections`).
 
 How. Forward hooks keep each supported layer's input; a tensor hook on the layer output
 receives the output gradient during the backward pass, and the layer's closed forms
@@ -269,6 +274,12 @@ class Collector:
         ``model``), a backward pass inside ``model.no_sync()`` communicates nothing: its
         sums are kept and added to those of the next synchronising pass, whose statistics
         then cover every accumulated sample (its own results stay local).
+    kfac_approx : {"expand", "reduce"}
+        K-FAC of weight-shared layers for ``kfac``/``kflr``/``kfac_ef``
+        (:mod:`fisherlab.engine.kronecker`).
+    kfac_eigenbases : mapping of str to (Tensor, Tensor), optional
+        Layer name → :math:`(Q_A, Q_G)`: also compute EK-FAC's eigenvalues in these bases
+        (one process only, ``distributed=False``).
     """
 
     def __init__(
