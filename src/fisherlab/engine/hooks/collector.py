@@ -102,6 +102,7 @@ from fisherlab.engine.kronecker import (
     layer_blocks,
 )
 from fisherlab.likelihoods import Likelihood
+from fisherlab.quantities import Quantity, QuantitySpec, output_factor
 from fisherlab.representations.kfac import KFAC
 from fisherlab.validation import (
     check_finite,
@@ -793,15 +794,20 @@ class Collector:
             self._loss_value = c * float(sums["loss"][0])
 
     def _factor_columns(self, f: Tensor) -> dict[str, Tensor]:
-        """Columns ``(K, N, C)``: sampled output gradients and/or the exact factor."""
+        r"""Columns ``(K, N, C)`` of :func:`fisherlab.quantities.output_factor`.
+
+        ``"mc"``: sampled-label gradients over :math:`\sqrt S`; ``"exact"``: :math:`S_n`.
+        """
         f2d = _rows(f.detach())
         columns: dict[str, Tensor] = {}
         if self.statistics & set(_MC):
-            columns["mc"] = self.likelihood.sampled_output_gradient(
-                f2d, self.mc_samples, self.generator
+            spec = QuantitySpec(
+                Quantity.FISHER_MC, mc_samples=self.mc_samples, generator=self.generator
             )
+            columns["mc"] = output_factor(self.likelihood, f2d, None, spec).permute(2, 0, 1)
         if self.statistics & set(_EXACT):
-            columns["exact"] = self.likelihood.sqrt_fisher_output(f2d).permute(2, 0, 1)
+            spec = QuantitySpec(Quantity.FISHER)
+            columns["exact"] = output_factor(self.likelihood, f2d, None, spec).permute(2, 0, 1)
         return columns
 
     def _on_output_gradient(self, current: _Pass, g: Tensor) -> None:
@@ -1043,7 +1049,7 @@ class Collector:
         elif stat is Statistic.L2_NORM:
             result = {p: self._raw_or_zeros(stat, p, (n_local,)).sqrt() for p in self.params}
         elif stat is Statistic.FISHER_MC_DIAG:
-            result = self._scaled(stat, c / self.mc_samples)
+            result = self._scaled(stat, c)
         elif stat is Statistic.GGN_DIAG:
             result = self._scaled(stat, c)
         else:
@@ -1059,9 +1065,8 @@ class Collector:
         return dict(result)
 
     def _kron_factors(self, stat: Statistic) -> dict[torch.nn.Module, tuple[Tensor, Tensor]]:
-        """``(A, G)`` per layer in the scaling of the results (``c``, and ``1/S`` for kfac)."""
-        scale = self._c / self.mc_samples if stat is Statistic.KFAC else self._c
-        return {m: (A, scale * G) for m, (A, G) in self._raw[stat].items()}
+        """``(A, G)`` per layer in the scaling of the results (``G`` times ``c``)."""
+        return {m: (A, self._c * G) for m, (A, G) in self._raw[stat].items()}
 
     def eigenvalue_corrections(self, statistic: Statistic | str) -> dict[str, Tensor]:
         r"""EK-FAC's eigenvalues per layer name in the bases given as ``kfac_eigenbases``.
@@ -1073,8 +1078,7 @@ class Collector:
         """
         stat = Statistic(statistic)
         self._require(stat)
-        scale = self._c / self.mc_samples if stat is Statistic.KFAC else self._c
-        return {self._labels[m]: scale * s for m, s in self._corrections[stat].items()}
+        return {self._labels[m]: self._c * s for m, s in self._corrections[stat].items()}
 
     def kfac(self, statistic: Statistic | str = Statistic.KFLR) -> KFAC:
         r"""The Kronecker factors of ``statistic`` as a :class:`~fisherlab.representations.KFAC`.
