@@ -50,6 +50,8 @@ def _structured_rank(rank, world_size, out_dir):
     mc_dense = {"form": "dense", "mc_samples": 3, "generator": torch.Generator().manual_seed(1)}
     out = {
         "kfac": c.fisher(form="kfac").to_dense(),
+        "ekfac": c.fisher(form="ekfac").to_dense(),
+        "kfac_reduce": c.ggn(form="kfac", approx="reduce").to_dense(),
         "mc_operator": c.fisher(**mc) @ v,
         "mc_dense": c.fisher(**mc_dense) @ v,
     }
@@ -70,9 +72,15 @@ def _structured_rank(rank, world_size, out_dir):
 def test_structured_forms_sum_over_ranks_or_refuse(tmp_path):
     ranks = spawn(_structured_rank, 2, tmp_path)
     model, X, y = _problem()
-    kfac = fl.Curvature(model, fl.Categorical(), X, y).fisher(form="kfac").to_dense()
+    whole = fl.Curvature(model, fl.Categorical(), X, y)
+    expected = {
+        "kfac": whole.fisher(form="kfac").to_dense(),
+        "ekfac": whole.fisher(form="ekfac").to_dense(),
+        "kfac_reduce": whole.ggn(form="kfac", approx="reduce").to_dense(),
+    }
     for got in ranks:
-        torch.testing.assert_close(got["kfac"], kfac, rtol=1e-12, atol=1e-14)
+        for name, value in expected.items():
+            torch.testing.assert_close(got[name], value, rtol=1e-10, atol=1e-13, msg=name)
         # the same draws on each rank: the operator sums over ranks like the dense form
         torch.testing.assert_close(got["mc_operator"], got["mc_dense"], rtol=1e-12, atol=1e-14)
         for name in ("blockdiag", "noise_full"):
