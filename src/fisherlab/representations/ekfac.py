@@ -142,6 +142,25 @@ class EKFAC(_BlockMatrix):
         r""":math:`\sqrt{\sum_l \sum_{ij} s_{l,ij}^2}`."""
         return sum(s.square().sum() for s in self.scales).sqrt()
 
+    def abs_sum(self, chunk_elements: int = 1 << 22) -> Tensor:
+        r""":math:`\sum_{ij} |F_{ij}|`, per layer from its columns (chunks of unit matrices).
+
+        The block is not Kronecker-factored, so each of its :math:`d_\text{out} d_\text{in}`
+        columns is formed, about ``chunk_elements`` numbers at a time.
+        """
+        total = torch.zeros((), dtype=self.dtype, device=self.device)
+        for block, s in zip(self.blocks, self.scales, strict=True):
+            QG, QA = self.bases(block)
+            m = block.numel
+            step = max(1, chunk_elements // m)
+            for start in range(0, m, step):
+                idx = torch.arange(start, min(start + step, m), device=self.device)
+                E = torch.zeros(len(idx), m, dtype=self.dtype, device=self.device)
+                E[torch.arange(len(idx)), idx] = 1.0
+                M = E.reshape(-1, block.out_features, block.in_features)
+                total += (QG @ ((QG.T @ M @ QA) * s) @ QA.T).abs().sum()
+        return total
+
     def eigenvalues(self) -> Tensor:
         """All ``D`` eigenvalues :math:`s_{l,ij}`, ascending."""
         return torch.cat([s.reshape(-1) for s in self.scales]).sort().values
