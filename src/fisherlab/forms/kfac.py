@@ -33,7 +33,15 @@ from fisherlab.quantities import Quantity, QuantitySpec
 from fisherlab.representations.ekfac import EKFAC
 from fisherlab.representations.kfac import KFAC, KroneckerBlock
 
-__all__ = ["kfac", "ekfac", "kron_blocks", "layer_blocks", "unfold_input", "unfold_output"]
+__all__ = [
+    "kfac",
+    "compute_kfac",
+    "ekfac",
+    "kron_blocks",
+    "layer_blocks",
+    "unfold_input",
+    "unfold_output",
+]
 
 #: the collector statistic of each quantity with a Kronecker-factored form
 STATISTICS = {
@@ -120,6 +128,10 @@ def kfac(curvature: Source, spec: QuantitySpec) -> KFAC:
     theta = curvature.functional_model.flat_params()
     name = f"kfac({spec.kind.value}, {spec.approx})"
     return KFAC(blocks, curvature.num_params, theta.dtype, theta.device, name=name)
+
+
+#: the former name of the ``form="kfac"`` builder
+compute_kfac = kfac
 
 
 @register_form("ekfac")
