@@ -294,3 +294,16 @@ def test_reproduce_with_two_jobs_runs_each_experiment_in_a_worker(tmp_path, caps
         assert json.loads((tmp_path / name / "run.json").read_text())["status"] == "ok"
     assert "report:" in out
     assert main([*args[:-1], "0", "--only", "demo"]) == 2
+
+
+def test_reproduce_starts_the_longest_full_runs_first():
+    from fisherlab.cli import longest_first
+    from fisherlab.experiments import all_experiments, get
+
+    names = [e.name for e in all_experiments()]
+    ordered = longest_first(names, "full")
+    assert sorted(ordered) == sorted(names)
+    seconds = [get(n).full_seconds for n in ordered]
+    assert seconds == sorted(seconds, reverse=True) and seconds[0] > 0
+    assert ordered[0] == "kunstner-fig3"
+    assert longest_first(names, "quick") == names

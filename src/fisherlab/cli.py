@@ -373,6 +373,18 @@ def _reproduce_one(name: str, args: argparse.Namespace) -> int:
         return 1
 
 
+def longest_first(names: list[str], scale: str) -> list[str]:
+    """Order full runs by their expected time, longest first (stable; quick runs unchanged).
+
+    With several workers, no worker then starts a long run while the others finish.
+    """
+    from fisherlab.experiments import get
+
+    if scale != "full":
+        return list(names)
+    return sorted(names, key=lambda name: get(name).full_seconds, reverse=True)
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from fisherlab.experiments import all_experiments, get
     from fisherlab.report import write_report
@@ -394,6 +406,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        names = longest_first(names, scale)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
             codes = list(pool.map(_reproduce_one, names, [args] * len(names)))

@@ -167,6 +167,9 @@ class Experiment:
     captions : dict of str to str
         Caption of each figure, keyed by PNG file name: the paper figure it reproduces and
         what is plotted. The report prints it under the figure.
+    full_seconds : float
+        Roughly how long a full run takes, in wall seconds with one thread (0 if short). ``fisherlab
+        reproduce --jobs N`` starts the longest runs first so that the workers finish together.
     """
 
     name: str
@@ -179,6 +182,7 @@ class Experiment:
     claims: Callable[[dict], list[Claim]]
     needs_download: tuple[str, ...] = ()
     captions: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    full_seconds: float = 0.0
 
 
 def to_jsonable(obj: Any) -> Any:

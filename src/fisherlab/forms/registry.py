@@ -64,6 +64,7 @@ class Form(str, Enum):
     DIAG = "diag"
     OPERATOR = "operator"
     KFAC = "kfac"
+    EKFAC = "ekfac"
     BLOCKDIAG = "blockdiag"
 
 

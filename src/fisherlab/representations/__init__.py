@@ -12,6 +12,7 @@ data and no engine; :mod:`fisherlab.forms` builds them.
 
 from fisherlab.representations.blockdiag import Block, BlockDiagonal
 from fisherlab.representations.dense import DenseMatrix, DiagonalMatrix
+from fisherlab.representations.ekfac import EKFAC
 from fisherlab.representations.kfac import KFAC, KroneckerBlock
 from fisherlab.representations.operator import CurvatureOperator
 
@@ -21,6 +22,7 @@ __all__ = [
     "CurvatureOperator",
     "DenseMatrix",
     "DiagonalMatrix",
+    "EKFAC",
     "KFAC",
     "KroneckerBlock",
 ]

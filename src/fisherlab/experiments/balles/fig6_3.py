@@ -482,6 +482,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="balles-fig6-3",
+        full_seconds=30,
         title="Gradient descent vs sign gradient descent on quadratics",
         paper="Balles 2021, Fig. 6.1 and Fig. 6.3",
         description=(

@@ -708,6 +708,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="kunstner-fig2",
+        full_seconds=35,
         title="Fisher vs empirical Fisher as quadratic models at the minimum",
         paper="Kunstner et al. 2019, Fig. 2 (App. D.3.2, Tables D.1, D.2)",
         description=(
