@@ -15,6 +15,7 @@ from torch import Tensor
 
 from fisherlab import distributed as fl_distributed
 from fisherlab.engine.generic import batch_dense, batch_diag, batch_matvec
+from fisherlab.engine.hooks.collector import DIAGONAL_OF
 from fisherlab.forms.registry import Source, register_form
 from fisherlab.quantities import Quantity, QuantitySpec, mc_factors
 from fisherlab.representations.operator import CurvatureOperator
@@ -24,7 +25,6 @@ __all__ = ["dense", "diag", "operator"]
 
 _EMPIRICAL = QuantitySpec(Quantity.EMPIRICAL_FISHER)
 _NOISE = (Quantity.COVARIANCE, Quantity.VARIANCE)
-_FAST_DIAGONALS = ("empirical_fisher", "fisher", "ggn", "fisher_mc")
 
 
 @register_form("dense")
@@ -51,13 +51,13 @@ def dense(curvature: Source, spec: QuantitySpec) -> Tensor:
 
 def _diagonal_sum(curvature: Source, spec: QuantitySpec) -> Tensor:
     """``Σ_n diag(Q_n)`` by the fast per-layer engine where it applies, else generically."""
-    if curvature.diagonal_engine == "hooks" and spec.kind.value in _FAST_DIAGONALS:
+    if curvature.diagonal_engine == "hooks" and spec.kind in DIAGONAL_OF:
         from fisherlab.engine.hooks.diagonals import batch_diagonal
 
         model, likelihood = curvature.model, curvature.likelihood
         return curvature.batch_sum(
             lambda fm, X, y: batch_diagonal(
-                model, likelihood, X, y, spec.kind.value, spec.mc_samples or 1, spec.generator
+                model, likelihood, X, y, spec.kind, spec.mc_samples or 1, spec.generator
             )
         )
     return curvature.batch_sum(lambda fm, X, y: batch_diag(fm, X, y, spec))

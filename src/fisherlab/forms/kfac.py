@@ -26,10 +26,10 @@ import torch
 from torch import Tensor
 
 from fisherlab import distributed as fl_distributed
-from fisherlab.engine.hooks.collector import compute
+from fisherlab.engine.hooks.collector import KRONECKER_OF, compute
 from fisherlab.engine.kronecker import layer_blocks, unfold_input, unfold_output
 from fisherlab.forms.registry import Source, register_form
-from fisherlab.quantities import Quantity, QuantitySpec
+from fisherlab.quantities import QuantitySpec
 from fisherlab.representations.ekfac import EKFAC
 from fisherlab.representations.kfac import KFAC, KroneckerBlock
 
@@ -43,23 +43,15 @@ __all__ = [
     "unfold_output",
 ]
 
-#: the collector statistic of each quantity with a Kronecker-factored form
-STATISTICS = {
-    Quantity.FISHER: "kflr",
-    Quantity.GGN: "kflr",
-    Quantity.FISHER_MC: "kfac",
-    Quantity.EMPIRICAL_FISHER: "kfac_ef",
-}
-
 
 def statistic_of(spec: QuantitySpec) -> str:
     """The collector's Kronecker statistic of ``spec``'s quantity; others raise ``ValueError``."""
-    if spec.kind not in STATISTICS:
+    if spec.kind not in KRONECKER_OF:
         raise ValueError(
             f"kfac: no Kronecker-factored form of {spec.kind.value}; supported: fisher (exact "
             "and Monte-Carlo), ggn, empirical_fisher"
         )
-    return STATISTICS[spec.kind]
+    return KRONECKER_OF[spec.kind].value
 
 
 def batch_collectors(  # noqa: ANN201

@@ -115,6 +115,8 @@ from fisherlab.validation import (
 
 __all__ = [
     "Statistic",
+    "DIAGONAL_OF",
+    "KRONECKER_OF",
     "FIRST_ORDER",
     "Collector",
     "collect",
@@ -138,6 +140,22 @@ class Statistic(str, Enum):
     KFLR = "kflr"
     KFAC_EF = "kfac_ef"
 
+
+#: the statistic that holds the diagonal of each quantity (the Fisher's is the GGN's)
+DIAGONAL_OF: dict[Quantity, Statistic] = {
+    Quantity.EMPIRICAL_FISHER: Statistic.SECOND_MOMENT,
+    Quantity.FISHER: Statistic.GGN_DIAG,
+    Quantity.GGN: Statistic.GGN_DIAG,
+    Quantity.FISHER_MC: Statistic.FISHER_MC_DIAG,
+}
+
+#: the statistic that holds the Kronecker factors of each quantity
+KRONECKER_OF: dict[Quantity, Statistic] = {
+    Quantity.EMPIRICAL_FISHER: Statistic.KFAC_EF,
+    Quantity.FISHER: Statistic.KFLR,
+    Quantity.GGN: Statistic.KFLR,
+    Quantity.FISHER_MC: Statistic.KFAC,
+}
 
 #: gradient, second moment, variance and per-sample gradient norms
 FIRST_ORDER: tuple[Statistic, ...] = (

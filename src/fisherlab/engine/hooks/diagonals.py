@@ -15,18 +15,17 @@ import warnings
 import torch
 from torch import Tensor
 
-from fisherlab.engine.hooks.collector import Collector, FallbackWarning, Statistic, compute
+from fisherlab.engine.hooks.collector import (
+    DIAGONAL_OF,
+    Collector,
+    FallbackWarning,
+    Statistic,
+    compute,
+)
 from fisherlab.likelihoods import Likelihood
+from fisherlab.quantities import Quantity
 
-__all__ = ["STATISTIC_OF", "unsupported_reason", "batch_diagonal"]
-
-#: quantity name (``fisherlab.Quantity`` value) → the hooks statistic of its diagonal
-STATISTIC_OF: dict[str, Statistic] = {
-    "empirical_fisher": Statistic.SECOND_MOMENT,
-    "fisher": Statistic.GGN_DIAG,
-    "ggn": Statistic.GGN_DIAG,
-    "fisher_mc": Statistic.FISHER_MC_DIAG,
-}
+__all__ = ["unsupported_reason", "batch_diagonal"]
 
 
 def unsupported_reason(model: torch.nn.Module, likelihood: Likelihood) -> str | None:
@@ -39,7 +38,7 @@ def batch_diagonal(
     likelihood: Likelihood,
     X: Tensor,
     y: Tensor,
-    quantity: str,
+    quantity: Quantity,
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -49,7 +48,7 @@ def batch_diagonal(
     outside its layer), the collector computes the statistic with it; the warning it
     emits is silenced here because the result is the same.
     """
-    statistic = STATISTIC_OF[quantity]
+    statistic = DIAGONAL_OF[quantity]
     with warnings.catch_warnings(), torch.enable_grad():  # callers may run under no_grad
         warnings.simplefilter("ignore", FallbackWarning)
         stats = compute(
