@@ -44,7 +44,7 @@ from torch import Tensor
 
 from fisherlab.progress import progress
 from fisherlab.representations import CurvatureOperator, DenseMatrix, DiagonalMatrix
-from fisherlab.representations.operator import _check_damping, _SquareMatrix
+from fisherlab.representations.operator import _check_damping, _SquareMatrix, unit_vectors
 
 __all__ = [
     "Estimate",
@@ -158,9 +158,7 @@ def _product_columns(A: _SquareMatrix, chunk_size: int):
     """Yield ``(start, stop, A E)`` for the unit-vector columns ``E`` of ``start..stop``."""
     for start in range(0, A.dim, chunk_size):
         stop = min(start + chunk_size, A.dim)
-        E = torch.zeros(A.dim, stop - start, dtype=A.dtype, device=A.device)
-        E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
-        yield start, stop, A @ E
+        yield start, stop, A @ unit_vectors(A.dim, torch.arange(start, stop), A.dtype, A.device)
 
 
 # -- solves and matrix functions ----------------------------------------------------------

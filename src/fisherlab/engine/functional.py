@@ -44,6 +44,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 from fisherlab.likelihoods import Likelihood
 from fisherlab.progress import progress
+from fisherlab.representations.operator import unit_vectors
 
 __all__ = ["FunctionalModel"]
 
@@ -333,7 +334,7 @@ class FunctionalModel:
         params = self.params
         for i, start, stop in progress(tasks, total=len(tasks), desc="dense Hessian", min_total=8):
             block, wrt = order[i], order[i:]
-            E = _unit_rows(numels[block], start, stop, theta)
+            E = unit_vectors(numels[block], torch.arange(start, stop), theta.dtype, theta.device).T
             rows = self._hessian_rows(X, y, block, wrt, {q: params[q] for q in order[:i]}, E)
             first = offsets[block]
             for name, part in zip(wrt, rows.split([numels[q] for q in wrt], dim=1), strict=True):
@@ -378,7 +379,7 @@ class FunctionalModel:
             constants = {q: params[q] for q in self.names if q != block}
             for start in range(0, numel, size):
                 stop = min(start + size, numel)
-                E = _unit_rows(numel, start, stop, theta)
+                E = unit_vectors(numel, torch.arange(start, stop), theta.dtype, theta.device).T
                 rows = self._hessian_rows(X, y, block, [block], constants, E)
                 parts.append(torch.diagonal(rows[:, start:stop]))
         return torch.cat(parts)
@@ -514,14 +515,6 @@ def _starts(sizes: list[int]) -> list[int]:
         starts.append(total)
         total += size
     return starts
-
-
-def _unit_rows(dim: int, start: int, stop: int, like: Tensor) -> Tensor:
-    """Unit vectors ``e_start, …, e_{stop−1}`` of length ``dim``, as rows."""
-    E = torch.zeros(stop - start, dim, dtype=like.dtype, device=like.device)
-    index = torch.arange(stop - start, device=like.device)
-    E[index, index + start] = 1.0
-    return E
 
 
 def _longest_paths(root: Any) -> dict[Any, int]:

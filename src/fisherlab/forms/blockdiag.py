@@ -14,6 +14,7 @@ from torch import Tensor
 from fisherlab.forms.registry import Source, register_form
 from fisherlab.quantities import Quantity, QuantitySpec, output_factor
 from fisherlab.representations.blockdiag import Block, BlockDiagonal
+from fisherlab.representations.operator import unit_vectors
 
 __all__ = ["GROUPINGS", "blockdiag", "compute_blockdiag"]
 
@@ -99,10 +100,7 @@ def compute_blockdiag(
             for X, y in curvature.batches():
                 for start in range(0, block.size, 256):
                     cols = block.index[start : start + 256]
-                    E = torch.zeros(
-                        fm.num_params, cols.numel(), dtype=theta.dtype, device=theta.device
-                    )
-                    E[cols, torch.arange(cols.numel())] = 1.0
+                    E = unit_vectors(fm.num_params, cols, theta.dtype, theta.device)
                     total[:, start : start + cols.numel()] += fm.hessian_matvec(X, y, E)[
                         block.index
                     ]

@@ -25,7 +25,12 @@ import torch
 from torch import Tensor
 
 from fisherlab.representations.kfac import KroneckerBlock
-from fisherlab.representations.operator import CurvatureOperator, _BlockMatrix, _check_damping
+from fisherlab.representations.operator import (
+    CurvatureOperator,
+    _BlockMatrix,
+    _check_damping,
+    unit_vectors,
+)
 
 __all__ = ["EKFAC"]
 
@@ -155,8 +160,7 @@ class EKFAC(_BlockMatrix):
             step = max(1, chunk_elements // m)
             for start in range(0, m, step):
                 idx = torch.arange(start, min(start + step, m), device=self.device)
-                E = torch.zeros(len(idx), m, dtype=self.dtype, device=self.device)
-                E[torch.arange(len(idx)), idx] = 1.0
+                E = unit_vectors(m, idx, self.dtype, self.device).T
                 M = E.reshape(-1, block.out_features, block.in_features)
                 total += (QG @ ((QG.T @ M @ QA) * s) @ QA.T).abs().sum()
         return total

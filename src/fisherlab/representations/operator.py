@@ -34,7 +34,20 @@ from torch import Tensor
 from fisherlab.progress import progress
 from fisherlab.validation import check_memory
 
-__all__ = ["CurvatureOperator"]
+__all__ = ["CurvatureOperator", "unit_vectors"]
+
+
+def unit_vectors(
+    dim: int, index: Tensor, dtype: torch.dtype, device: torch.device | None = None
+) -> Tensor:
+    """Unit vectors ``e_i`` of length ``dim`` for ``i`` in ``index``, as columns ``(dim, k)``.
+
+    The probes of every product-built dense matrix, diagonal and absolute sum.
+    """
+    E = torch.zeros(dim, index.numel(), dtype=dtype, device=device)
+    E[index.to(E.device), torch.arange(index.numel(), device=E.device)] = 1.0
+    return E
+
 
 MatMat = Callable[[Tensor], Tensor]
 
@@ -229,8 +242,7 @@ class CurvatureOperator(_SquareMatrix):
         starts = range(0, self.dim, chunk_size)
         for start in progress(starts, len(starts), f"{self.name}.to_dense", min_total=8):
             stop = min(start + chunk_size, self.dim)
-            E = torch.zeros(self.dim, stop - start, dtype=self.dtype, device=self.device)
-            E[torch.arange(start, stop), torch.arange(stop - start)] = 1.0
+            E = unit_vectors(self.dim, torch.arange(start, stop), self.dtype, self.device)
             columns.append(self._matmat(E))
         return torch.cat(columns, dim=1)
 
