@@ -82,6 +82,14 @@ def _imports(
                 else:
                     targets.add(base)
                     targets.add(lazy.get(base, {}).get(alias.name, base))
+    # importing ``a.b.c`` runs the packages ``a`` and ``a.b`` first, unless the importer
+    # is inside them (then they are being imported already)
+    for target in list(targets):
+        parts = target.split(".")
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            if not (module == parent or module.startswith(parent + ".")):
+                targets.add(parent)
     return {t for t in targets if t in known and t != module}
 
 
@@ -188,14 +196,30 @@ def test_graph_and_cycles_of_a_synthetic_package(tmp_path):
     assert g == {
         "pkg": {"pkg.a"},
         "pkg.a": {"pkg.b"},  # function-local, relative
-        "pkg.b": {"pkg.sub.c"},  # under TYPE_CHECKING
+        "pkg.b": {"pkg.sub", "pkg.sub.c"},  # under TYPE_CHECKING; the package runs first
         "pkg.sub": set(),
         "pkg.sub.c": {"pkg.a", "pkg.sub.d"},  # two levels up; `import os` is outside
         "pkg.sub.d": {"pkg.sub"},  # a package (its __init__), and a name from it
-        "pkg.e": {"pkg", "pkg.sub.d"},  # a lazily exported name: the package and its module
+        "pkg.e": {"pkg", "pkg.sub", "pkg.sub.d"},  # a lazily exported name: its module
     }
     assert cycles(g) == [["pkg.a", "pkg.b", "pkg.sub.c", "pkg.a"]]
     assert cycles({"x": {"y"}, "y": set()}) == []
+
+
+def test_a_cycle_through_a_package_init_is_found(tmp_path):
+    # low.py imports eng.functional; importing it runs eng/__init__, which imports eng.hooks,
+    # which imports low: a circular import at run time although eng.functional imports nothing
+    files = {
+        "p/__init__.py": "",
+        "p/low.py": "from p.eng.functional import F\n",
+        "p/eng/__init__.py": "from p.eng import hooks\n",
+        "p/eng/functional.py": "F = 1\n",
+        "p/eng/hooks.py": "from p.low import F\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cycles(import_graph(tmp_path, "p")) == [["p.eng", "p.eng.hooks", "p.low", "p.eng"]]
     assert _violations({"fisherlab.optim.sgd": {"fisherlab.engine.hooks"}}) == [
         "fisherlab.optim.sgd imports fisherlab.engine.hooks"
     ]

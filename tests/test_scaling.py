@@ -45,3 +45,16 @@ def test_unbiased_needs_two_samples_and_bad_arguments_are_refused():
         Scaling("mean", 3.0)
     with pytest.raises(ValueError, match="non-negative"):
         Scaling("sum", -1)
+
+
+def test_the_old_scale_methods_of_curvature_warn_and_agree():
+    import fisherlab as fl
+    from fisherlab.quantities import Quantity, QuantitySpec
+
+    model = torch.nn.Linear(2, 2).double()
+    X, y = torch.randn(5, 2, dtype=torch.float64), torch.randint(0, 2, (5,))
+    c = fl.Curvature(model, fl.Categorical(), X, y, reduction="sum")
+    with pytest.warns(DeprecationWarning, match="scaling.a"):
+        assert c.second_moment_scale() == 5.0
+    with pytest.warns(DeprecationWarning, match="unbiased_factor"):
+        assert c.covariance_scale(QuantitySpec(Quantity.COVARIANCE, unbiased=True)) == 5 / 4

@@ -10,6 +10,7 @@ unbiased correction. Nothing else iterates over the data or derives these factor
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -214,6 +215,22 @@ class Problem:
     def normalize(self, total: Tensor) -> Tensor:
         """Apply the reduction to a sum over samples: ``total / N`` (mean) or ``total``."""
         return self.scaling.normalize(total)
+
+    def second_moment_scale(self) -> float:
+        """Deprecated: ``scaling.a``."""
+        warnings.warn(
+            "second_moment_scale() is deprecated; use .scaling.a", DeprecationWarning, stacklevel=2
+        )
+        return self.scaling.a
+
+    def covariance_scale(self, spec: Any) -> float:
+        """Deprecated: ``scaling.unbiased_factor(spec.unbiased)``."""
+        warnings.warn(
+            "covariance_scale(spec) is deprecated; use .scaling.unbiased_factor(unbiased)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.scaling.unbiased_factor(spec.unbiased)
 
     @property
     def num_params(self) -> int:

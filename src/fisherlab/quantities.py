@@ -29,18 +29,9 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-from fisherlab.engine.functional import FunctionalModel
 from fisherlab.likelihoods import Likelihood
 
-__all__ = [
-    "FisherType",
-    "Quantity",
-    "QuantitySpec",
-    "exact_factors",
-    "mc_factors",
-    "factors",
-    "output_factor",
-]
+__all__ = ["FisherType", "Quantity", "QuantitySpec", "output_factor"]
 
 
 class Quantity(str, Enum):
@@ -129,27 +120,3 @@ def output_factor(
         f"no output factor of {spec.kind.value}; supported: fisher (exact and Monte-Carlo), "
         "ggn, empirical_fisher"
     )
-
-
-def mc_factors(
-    fm: FunctionalModel, X: Tensor, mc_samples: int, generator: torch.Generator | None
-) -> Tensor:
-    r"""Monte-Carlo factors :math:`Q_n = [q_{1,n}, …, q_{S,n}]/\sqrt S`, shape ``(N, C, S)``."""
-    with torch.no_grad():
-        f = fm.outputs(fm.params, X)
-    spec = QuantitySpec(Quantity.FISHER_MC, mc_samples=mc_samples, generator=generator)
-    return output_factor(fm.likelihood, f, None, spec)
-
-
-def exact_factors(fm: FunctionalModel, X: Tensor) -> Tensor:
-    r"""Closed-form factors :math:`S_n` with :math:`S_n S_n^\top = \Lambda(f_n)`, ``(N, C, K)``."""
-    with torch.no_grad():
-        f = fm.outputs(fm.params, X)
-    return output_factor(fm.likelihood, f, None, QuantitySpec(Quantity.FISHER))
-
-
-def factors(fm: FunctionalModel, X: Tensor, spec: QuantitySpec) -> Tensor:
-    """The output factors of the Fisher of ``spec``: exact or Monte-Carlo, ``(N, C, K)``."""
-    if spec.kind is Quantity.FISHER:
-        return exact_factors(fm, X)
-    return mc_factors(fm, X, spec.mc_samples or 1, spec.generator)

@@ -8,12 +8,23 @@ applied by :class:`fisherlab.problem.Problem`.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from fisherlab.engine.functional import FunctionalModel
-from fisherlab.quantities import Quantity, QuantitySpec, factors
+from fisherlab.quantities import Quantity, QuantitySpec, output_factor
 
-__all__ = ["batch_dense", "batch_diag", "batch_matvec"]
+__all__ = ["batch_dense", "batch_diag", "batch_matvec", "factors"]
+
+
+def factors(fm: FunctionalModel, X: Tensor, spec: QuantitySpec) -> Tensor:
+    """The output factors :math:`S_n` of ``spec``'s Fisher (exact or Monte-Carlo), ``(N, C, K)``.
+
+    :func:`fisherlab.quantities.output_factor` at the model's outputs on ``X``.
+    """
+    with torch.no_grad():
+        f = fm.outputs(fm.params, X)
+    return output_factor(fm.likelihood, f, None, spec)
 
 
 def batch_dense(fm: FunctionalModel, X: Tensor, y: Tensor, spec: QuantitySpec) -> Tensor:

@@ -14,10 +14,10 @@ import torch
 from torch import Tensor
 
 from fisherlab import distributed as fl_distributed
-from fisherlab.engine.generic import batch_dense, batch_diag, batch_matvec
+from fisherlab.engine.generic import batch_dense, batch_diag, batch_matvec, factors
 from fisherlab.engine.hooks.collector import DIAGONAL_OF
 from fisherlab.forms.registry import Source, register_form
-from fisherlab.quantities import Quantity, QuantitySpec, mc_factors
+from fisherlab.quantities import Quantity, QuantitySpec
 from fisherlab.representations.operator import CurvatureOperator
 from fisherlab.validation import check_memory
 
@@ -95,11 +95,11 @@ def operator(curvature: Source, spec: QuantitySpec) -> CurvatureOperator:
             return scaling.covariance(raw, torch.outer(g, g @ V), spec.unbiased)
     elif spec.kind is Quantity.FISHER_MC:
         batches = list(curvature.batches())
-        factors = [mc_factors(fm, X, spec.mc_samples or 1, spec.generator) for X, _ in batches]
+        sampled = [factors(fm, X, spec) for X, _ in batches]
 
         def matmat(V: Tensor) -> Tensor:
             total = None
-            for (X, y), Q in zip(batches, factors, strict=True):
+            for (X, y), Q in zip(batches, sampled, strict=True):
                 term = batch_matvec(fm, X, y, spec, V, mc_factor=Q)
                 total = term if total is None else total + term
             if curvature.distributed:

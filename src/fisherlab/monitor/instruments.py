@@ -510,7 +510,8 @@ class EFvsFisher(Instrument):
 
     def measure(self, data: StepData) -> dict[str, Value]:
         """Return the two ratios and the cosine."""
-        from fisherlab.quantities import mc_factors
+        from fisherlab.engine.generic import factors
+        from fisherlab.quantities import Quantity, QuantitySpec
 
         col = data.collector
         G = col.flat(Statistic.PER_SAMPLE_GRADIENTS).detach()
@@ -518,9 +519,9 @@ class EFvsFisher(Instrument):
         # and N are the global batch's, its per-sample rows this rank's)
         c = Scaling(data.reduction, G.shape[0]).c
         fm = data.curvature.functional_model
-        factors = mc_factors(fm, data.X, self.mc_samples, data.generator(self.seed))
+        spec = QuantitySpec(Quantity.FISHER_MC, self.mc_samples, data.generator(self.seed))
         with torch.no_grad():
-            R = fm.sandwich_rows(data.X, factors).reshape(-1, G.shape[1])
+            R = fm.sandwich_rows(data.X, factors(fm, data.X, spec)).reshape(-1, G.shape[1])
             g = c * G.sum(0)
             d_ef = _damped_solve(G, c, self.damping, g)
             d_nat = _damped_solve(R, c, self.damping, g)
