@@ -178,6 +178,9 @@ _SQUARES = (Statistic.SECOND_MOMENT, Statistic.VARIANCE)
 _MC = (Statistic.FISHER_MC_DIAG, Statistic.KFAC)
 _EXACT = (Statistic.GGN_DIAG, Statistic.KFLR)
 _KRON = (Statistic.KFAC, Statistic.KFLR, Statistic.KFAC_EF)
+#: the diagonal and the Kronecker statistic served by each kind of backpropagated column
+_DIAG_OF_KIND = {"mc": Statistic.FISHER_MC_DIAG, "exact": Statistic.GGN_DIAG}
+_KRON_OF_KIND = {"mc": Statistic.KFAC, "exact": Statistic.KFLR}
 
 
 class FallbackWarning(UserWarning):
@@ -201,6 +204,23 @@ class _Record:
     inp: Tensor | None
     output: Tensor | None
     columns: dict[str, list[Tensor]] = field(default_factory=dict)
+    #: per column kind, squared sums already reduced from streamed columns
+    squares: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    #: the rule's context of ``inp`` (prepared once per backward pass)
+    ctx: Any = None
+
+    def add_squares(self, kind: str, column: Tensor) -> None:
+        """Add the squared per-sample gradients of one backpropagated column."""
+        sums = self.squares.setdefault(kind, {})
+        for name, value in self.rule.sum_squares(self.module, self.context(), column[None]).items():
+            sums[name] = sums[name] + value if name in sums else value
+
+    def context(self) -> Any:
+        """The rule's context of the layer input, prepared on first use."""
+        if self.ctx is None:
+            assert self.inp is not None
+            self.ctx = self.rule.prepare(self.module, self.inp)
+        return self.ctx
 
 
 @dataclass(eq=False)
@@ -861,27 +881,28 @@ class Collector:
         sizes = [columns[k].shape[0] for k in kinds]
         V = torch.cat([columns[k] for k in kinds]).reshape(sum(sizes), *f.shape)
         records = [r for r in current.records.values() if r.output is not f]
-        per_column: list[tuple[Tensor | None, ...]] = []
+        kind_of = [kind for kind, size in zip(kinds, sizes, strict=True) for _ in range(size)]
+        # a kind whose only use is a diagonal is reduced column by column on layers that take
+        # one column at a time, so memory is one column's output gradients, not C of them
+        streamed = {kind for kind in kinds if (_KRON_OF_KIND[kind] not in self.statistics)}
         self._inner = True
         try:
             if records:
                 # one backward per column: batching them with vmap (is_grads_batched) is
                 # several times slower for convolutions on CPU
                 outputs = [r.output for r in records]
-                per_column = [
-                    torch.autograd.grad(f, outputs, v, retain_graph=True, allow_unused=True)
-                    for v in V
-                ]
+                for v, kind in zip(V, kind_of, strict=True):
+                    grads = torch.autograd.grad(f, outputs, v, retain_graph=True, allow_unused=True)
+                    for record, column in zip(records, grads, strict=True):
+                        if column is None:
+                            continue
+                        if kind in streamed and not record.rule.stack_columns:
+                            record.add_squares(kind, column)
+                        else:
+                            record.columns.setdefault(kind, []).append(column)
         finally:
             self._inner = False
         bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-        for i, record in enumerate(records):
-            if per_column[0][i] is None:
-                continue
-            for j, kind in enumerate(kinds):
-                record.columns[kind] = [
-                    per_column[col][i] for col in range(bounds[j], bounds[j + 1])
-                ]
         # a layer whose output is the model output receives the columns themselves
         for record in current.records.values():
             if record.output is f:
@@ -898,7 +919,7 @@ class Collector:
         module, rule = record.module, record.rule
         assert record.inp is not None
         stats = self.statistics
-        ctx = rule.prepare(module, record.inp)
+        ctx = record.context()
         b = (g / self._loss_c).unsqueeze(0)
         params = {
             name: p for name, p in module._parameters.items() if p is not None and p.requires_grad
@@ -924,6 +945,10 @@ class Collector:
                 for name, value in rule.squared_norms(module, ctx, b).items():
                     if name in params:
                         raw[Statistic.L2_NORM][params[name]] = value
+        for kind, squares in record.squares.items():
+            for name, value in squares.items():
+                if name in params:
+                    raw[_DIAG_OF_KIND[kind]][params[name]] = value
         for kind, columns in record.columns.items():
             diag = Statistic.FISHER_MC_DIAG if kind == "mc" else Statistic.GGN_DIAG
             kron = Statistic.KFAC if kind == "mc" else Statistic.KFLR
@@ -944,6 +969,8 @@ class Collector:
         if Statistic.KFAC_EF in stats and rule.has_kron_factors:
             self._kron(Statistic.KFAC_EF, module, rule, ctx, b)
         record.columns.clear()
+        record.squares.clear()
+        record.ctx = None
         record.inp = None
         record.output = None
 
