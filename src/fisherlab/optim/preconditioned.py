@@ -222,7 +222,7 @@ class PreconditionedGD(torch.optim.Optimizer):
             # Eq. 19 needs Σ + ∇L∇Lᵀ = a Σ_n g_n g_nᵀ; the EF is c Σ_n g_n g_nᵀ, so the
             # matrix is (a/c)·EF: EF for mean reduction and N·EF for sum reduction (Eq. 18),
             # and ((a/c) EF + λI)⁻¹ = (c/a) (EF + (c/a) λ I)⁻¹.
-            ratio = 1.0 if curvature.reduction == "mean" else float(curvature.num_samples)
+            ratio = curvature.scaling.a / curvature.scaling.c
             return variance_adapted_direction(matrix, gradient, damping / ratio) / ratio
         return damped_direction(matrix, gradient, damping)
 

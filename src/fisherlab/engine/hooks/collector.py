@@ -104,6 +104,7 @@ from fisherlab.engine.kronecker import (
 from fisherlab.likelihoods import Likelihood
 from fisherlab.quantities import Quantity, QuantitySpec, output_factor
 from fisherlab.representations.kfac import KFAC
+from fisherlab.scaling import Scaling
 from fisherlab.validation import (
     check_finite,
     check_likelihood,
@@ -679,8 +680,7 @@ class Collector:
         try:
             if self._active is current:
                 if current.loss_sum is not None:  # this rank's batch, until summed
-                    n = current.num_samples
-                    local_c = 1.0 / n if self.reduction == "mean" and n else 1.0
+                    local_c = Scaling(self.reduction, current.num_samples).c
                     self._loss_value = local_c * float(current.loss_sum)
                 if self.distributed:
                     self._sum_over_ranks(current)
@@ -694,17 +694,13 @@ class Collector:
         """The factor ``c_r`` of this rank's loss ``c_r Σ_n l_n`` in ``current``'s backward."""
         if current.loss_scale is not None:
             return current.loss_scale
-        if self.reduction == "mean" and current.num_samples:
-            return 1.0 / current.num_samples
-        return 1.0
+        return Scaling(self.reduction, current.num_samples).c
 
     @property
     def _c(self) -> float:
         """The scale of the (global) batch of the results: ``1/N`` or ``1``."""
         assert self._num_samples is not None
-        if self.reduction == "sum" or self._num_samples == 0:
-            return 1.0
-        return 1.0 / self._num_samples
+        return Scaling(self.reduction, self._num_samples).c
 
     # -- sums over ranks ------------------------------------------------------------------
     def _uses_ddp_gradient(self, current: _Pass) -> bool:
@@ -1085,7 +1081,7 @@ class Collector:
             result = self._scaled(stat, c)
         elif stat is Statistic.VARIANCE:
             # a Σ g_n² − (∇L)² = (a / c) · second moment − (∇L)²
-            a = 1.0 / N if self.reduction == "mean" else float(N)
+            a = Scaling(self.reduction, N).a
             second = self._scaled(Statistic.SECOND_MOMENT, c)
             result = {}
             for p in self.params:
@@ -1224,7 +1220,7 @@ class Collector:
         self.likelihood.check_targets(f.detach(), y)
         total = self.likelihood.nll(f, y).sum()
         n = f.shape[0]
-        scale = 1.0 / n if self.reduction == "mean" and n else 1.0
+        scale = Scaling(self.reduction, n).c
         if self.distributed and isinstance(self.model, DistributedDataParallel):
             # DDP averages the ranks' gradients: (R/N) Σ_r Σ_n l_n (mean) or R Σ (sum)
             # makes that average the gradient of the global batch, for uneven shards too
