@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import datetime
 import os
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -44,6 +45,7 @@ __all__ = [
     "set_timeout",
     "agree",
     "all_reduce_sum",
+    "all_reduce_tensors",
     "all_reduce_max",
     "all_reduce_count",
     "all_gather",
@@ -190,6 +192,23 @@ def all_reduce_sum(
     of an empty shard. Returns ``None`` only if every rank passed ``None``.
     """
     return _all_reduce(tensor, label, dist.ReduceOp.SUM, device)
+
+
+def all_reduce_tensors(
+    tensors: Sequence[Tensor], label: str, device: torch.device | None = None
+) -> list[Tensor]:
+    """Sum each of several tensors over all ranks in one flat all-reduce; new tensors.
+
+    The tensors (the same shapes and dtype on every rank) travel concatenated, so the
+    ranks make one collective call however many tensors there are.
+    """
+    if not tensors:
+        return []
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    reduced = all_reduce_sum(flat, label, device)
+    assert reduced is not None
+    pieces = reduced.split([t.numel() for t in tensors])
+    return [piece.reshape(t.shape) for piece, t in zip(pieces, tensors, strict=True)]
 
 
 def all_reduce_max(

@@ -83,13 +83,7 @@ def _all_reduce(curvature: Source, sums: list[Tensor], label: str) -> list[Tenso
     if not curvature.distributed:
         return sums
     device = curvature.functional_model.flat_params().device
-    flat = torch.cat([t.reshape(-1) for t in sums])
-    reduced = fl_distributed.all_reduce_sum(flat, label, device)
-    assert reduced is not None
-    return [
-        t.reshape(s.shape)
-        for t, s in zip(reduced.split([s.numel() for s in sums]), sums, strict=True)
-    ]
+    return fl_distributed.all_reduce_tensors(sums, label, device)
 
 
 def kron_blocks(curvature: Source, spec: QuantitySpec) -> list[KroneckerBlock]:

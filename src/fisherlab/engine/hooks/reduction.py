@@ -103,12 +103,9 @@ def all_reduce_sums(
     tensors = [t for name in names for t in sums[name]]
     if not tensors:
         return {}, total
-    flat = torch.cat([t.reshape(-1) for t in tensors])
     described = ",".join(f"{name}:{len(sums[name])}" for name in names)
-    reduced = fl_distributed.all_reduce_sum(flat, f"{label}: {described}", device)
-    assert reduced is not None
-    pieces = iter(reduced.split([t.numel() for t in tensors]))
-    result = {name: [next(pieces).reshape(t.shape) for t in sums[name]] for name in names}
+    pieces = iter(fl_distributed.all_reduce_tensors(tensors, f"{label}: {described}", device))
+    result = {name: [next(pieces) for _ in sums[name]] for name in names}
     return result, total
 
 
