@@ -941,27 +941,21 @@ class Collector:
                 for name, value in rule.squared_norms(module, ctx, b).items():
                     if name in params:
                         raw[Statistic.L2_NORM][params[name]] = value
+        for kind, columns in record.columns.items():
+            if _DIAG_OF_KIND[kind] in stats:
+                if rule.stack_columns:
+                    record.squares[kind] = rule.sum_squares(module, ctx, torch.stack(columns))
+                else:  # one column at a time: no stacked copy of the columns
+                    for column in columns:
+                        record.add_squares(kind, column)
+            kron = _KRON_OF_KIND[kind]
+            if kron in stats and rule.has_kron_factors:
+                stacked = columns[0][None] if len(columns) == 1 else torch.stack(columns)
+                self._kron(kron, module, rule, ctx, stacked)
         for kind, squares in record.squares.items():
             for name, value in squares.items():
                 if name in params:
                     raw[_DIAG_OF_KIND[kind]][params[name]] = value
-        for kind, columns in record.columns.items():
-            diag = Statistic.FISHER_MC_DIAG if kind == "mc" else Statistic.GGN_DIAG
-            kron = Statistic.KFAC if kind == "mc" else Statistic.KFLR
-            if diag in stats:
-                if rule.stack_columns:
-                    squares = rule.sum_squares(module, ctx, torch.stack(columns))
-                else:  # one column at a time: no stacked copy of the columns
-                    squares = {}
-                    for column in columns:
-                        for name, value in rule.sum_squares(module, ctx, column[None]).items():
-                            squares[name] = squares[name] + value if name in squares else value
-                for name, value in squares.items():
-                    if name in params:
-                        raw[diag][params[name]] = value
-            if kron in stats and rule.has_kron_factors:
-                stacked = columns[0][None] if len(columns) == 1 else torch.stack(columns)
-                self._kron(kron, module, rule, ctx, stacked)
         if Statistic.KFAC_EF in stats and rule.has_kron_factors:
             self._kron(Statistic.KFAC_EF, module, rule, ctx, b)
         record.columns.clear()
