@@ -72,6 +72,7 @@ class Problem:
         self.likelihood = likelihood
         self.reduction = reduction
         self._calling = ""
+        self._validated: tuple[list[Tensor], tuple[Any, ...]] | None = None
         self.diagonal_engine = "generic"
         if engine != "generic":
             from fisherlab.engine.hooks.diagonals import unsupported_reason
@@ -136,9 +137,43 @@ class Problem:
             for batch in self._data:
                 yield _unpack(batch)
 
+    def _validation_key(self) -> tuple[Any, ...] | None:
+        """What a checked pass over tensor data depends on besides the parameter values.
+
+        ``None`` for loaders, which are checked on every pass.
+        """
+        if not isinstance(self._data, Tensor):
+            return None
+        return (
+            tuple(id(p) for p in self.model.parameters()),
+            tuple((id(b), b._version) for b in self.model.buffers()),
+            tuple(m.training for m in self.model.modules()),
+            tuple((id(t), t._version) for t in (self._data, self._targets)),
+        )
+
+    def _is_validated(self) -> bool:
+        """Whether a pass at the same data, parameter values, buffers and modes was checked.
+
+        Its model checks and its forward of every batch would only repeat.
+        """
+        if self._validated is None:
+            return False
+        snapshot, key = self._validated
+        return key == self._validation_key() and self.functional_model.unchanged(snapshot)
+
     def batches(self) -> Iterator[Batch]:
-        """Validated batches ``(X, y)`` with targets in the likelihood's per-sample format."""
+        """Validated batches ``(X, y)`` with targets in the likelihood's per-sample format.
+
+        Tensor data is checked by a forward of each batch on the first pass; later passes at
+        the same parameters, buffers, modes and data skip that forward (products, solves).
+        """
+        if self._is_validated():
+            for X, y in self._raw_batches():
+                yield X, self.likelihood.flatten_targets(y)
+            return
         check_model(self.model)
+        key = self._validation_key()
+        snapshot = self.functional_model.snapshot() if key is not None else None
         dtype = self.functional_model.flat_params().dtype
         seen = 0
         for X, y in self._raw_batches():
@@ -160,6 +195,7 @@ class Problem:
                 "when the Curvature object was built: the data must yield the same samples "
                 "on every pass (a collate_fn that drops samples, or a loader that changed)"
             )
+        self._validated = None if key is None else (snapshot, key)
 
     def _checked_outputs(self, X: Tensor) -> Tensor:
         """Model outputs ``(N, C)`` of a batch; refuse random models and mis-typed inputs."""

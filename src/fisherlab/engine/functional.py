@@ -172,13 +172,33 @@ class FunctionalModel:
                 self.forward_ad = False
         return compute()
 
-    def _jvp(self, fn: Callable[[Tensor], Tensor], theta: Tensor, v: Tensor) -> Tensor:
-        """``J v`` for the Jacobian ``J`` of ``fn`` at ``theta``: ``jvp``, or two ``vjp``."""
+    def _jvp(self, fn: Callable[[Any], Tensor], theta: Any, v: Any) -> Tensor:
+        """``J v`` for the Jacobian ``J`` of ``fn`` at ``theta``: ``jvp``, or two ``vjp``.
+
+        ``theta`` and ``v`` are tensors or name → tensor dicts alike.
+        """
         if self.forward_ad:
             return jvp(fn, (theta,), (v,))[1]
         out, pullback = vjp(fn, theta)
         _, transpose = vjp(lambda u: pullback(u)[0], torch.zeros_like(out))
         return transpose(v)[0]
+
+    def _over_columns(self, product: Callable[[Params], Params], V: Tensor) -> Tensor:
+        """``[product(v_1), ..., product(v_k)]`` for the columns of ``V`` ``(D, k)``, ``(D, k)``.
+
+        Each column enters ``product`` as a name → tensor dict of parameter shapes; the
+        columns are batched by ``vmap`` (one column is passed as it is), and the product
+        runs in forward mode, or in reverse mode where a module lacks forward-mode AD.
+        """
+        k = V.shape[1]
+        if k == 1:
+            column = self.unflatten(V[:, 0].contiguous())
+            return self._forward_or_reverse(lambda: self.flatten(product(column)).unsqueeze(1))
+        pieces = zip(self.names, V.split(self.numels), self.shapes, strict=True)
+        columns = {name: chunk.T.reshape(k, *shape) for name, chunk, shape in pieces}
+        return self._forward_or_reverse(
+            lambda: self.flatten(vmap(product)(columns), batch_dims=1).T
+        )
 
     @property
     def params(self) -> Params:
@@ -195,6 +215,26 @@ class FunctionalModel:
     def flat_params(self) -> Tensor:
         """The current trainable parameters as one flat vector ``(D,)``."""
         return torch.cat([self.params[name].reshape(-1) for name in self.names])
+
+    def snapshot(self) -> list[Tensor]:
+        """Copies of the current trainable parameters, to compare with by :meth:`unchanged`."""
+        return [p.detach().clone() for p in self.params.values()]
+
+    def unchanged(self, snapshot: list[Tensor]) -> bool:
+        """Whether the trainable parameters still hold ``snapshot``'s values.
+
+        NaN counts as equal to NaN; tensors are compared one by one, not concatenated.
+        """
+        current = list(self.params.values())
+        if len(current) != len(snapshot):
+            return False
+        return all(
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and a.device == b.device
+            and (torch.equal(a, b) or bool(((a == b) | (a.isnan() & b.isnan())).all()))
+            for a, b in zip(current, snapshot, strict=True)
+        )
 
     def unflatten(self, vector: Tensor) -> Params:
         """Split a flat ``(D,)`` vector into a name → tensor dict of parameter shapes."""
@@ -350,15 +390,15 @@ class FunctionalModel:
     def hessian_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
         """``(∇²_θ Σ_n l_n) V`` for ``V`` of shape ``(D, k)``, forward-over-reverse, ``(D, k)``."""
         self.check_second_order("Hessian-vector products")
-        gradient_fn = grad(self._flat_function(lambda p: self.losses(p, X, y).sum()))
-        theta = self.flat_params()
+        gradient_fn = grad(lambda p: self.losses(p, X, y).sum())
+        params = self.params
 
-        def hvp(v: Tensor) -> Tensor:
+        def hvp(v: Params) -> Params:
             if self.forward_ad:
-                return jvp(gradient_fn, (theta,), (v,))[1]
-            return vjp(gradient_fn, theta)[1](v)[0]  # the Hessian is symmetric
+                return jvp(gradient_fn, (params,), (v,))[1]
+            return vjp(gradient_fn, params)[1](v)[0]  # the Hessian is symmetric
 
-        return self._forward_or_reverse(lambda: vmap(hvp, in_dims=1, out_dims=1)(V))
+        return self._over_columns(hvp, V)
 
     @_explained("the Hessian diagonal")
     def hessian_diag(self, X: Tensor, y: Tensor, chunk_size: int | None = None) -> Tensor:
@@ -482,30 +522,29 @@ class FunctionalModel:
         ``inner`` is ``M``, or a function of the outputs ``f`` ``(N, C)`` that returns it:
         then the forward pass of the pullback also gives ``f`` (no separate forward).
         """
-        outputs = self._flat_function(lambda p: self.outputs(p, X))
-        theta = self.flat_params()
-        f, pullback = vjp(outputs, theta)
+        outputs = lambda p: self.outputs(p, X)  # noqa: E731
+        params = self.params
+        f, pullback = vjp(outputs, params)
         if callable(inner):
             inner = inner(f.detach())
 
-        def product(v: Tensor) -> Tensor:
-            Jv = self._jvp(outputs, theta, v)
+        def product(v: Params) -> Params:
+            Jv = self._jvp(outputs, params, v)
             return pullback(torch.einsum("nij,nj->ni", inner, Jv))[0]
 
-        return self._forward_or_reverse(lambda: vmap(product, in_dims=1, out_dims=1)(V))
+        return self._over_columns(product, V)
 
     @_explained("empirical-Fisher-vector products")
     def gradient_outer_matvec(self, X: Tensor, y: Tensor, V: Tensor) -> Tensor:
         """``Σ_n g_n g_nᵀ V`` without per-sample gradients, ``V`` of shape ``(D, k)``."""
-        losses = self._flat_function(lambda p: self.losses(p, X, y))
-        theta = self.flat_params()
-        _, pullback = vjp(losses, theta)
+        losses = lambda p: self.losses(p, X, y)  # noqa: E731
+        params = self.params
+        _, pullback = vjp(losses, params)
 
-        def product(v: Tensor) -> Tensor:
-            Gv = self._jvp(losses, theta, v)
-            return pullback(Gv)[0]
+        def product(v: Params) -> Params:
+            return pullback(self._jvp(losses, params, v))[0]
 
-        return self._forward_or_reverse(lambda: vmap(product, in_dims=1, out_dims=1)(V))
+        return self._over_columns(product, V)
 
 
 def _starts(sizes: list[int]) -> list[int]:

@@ -114,12 +114,11 @@ def operator(curvature: Source, spec: QuantitySpec) -> CurvatureOperator:
             )
 
     theta = fm.flat_params()
+    snapshot = fm.snapshot()
 
     def checked(V: Tensor) -> Tensor:
         # parts of an operator (gradient, sampled labels) are fixed when it is created
-        current = fm.flat_params()
-        unchanged = (current == theta) | (current.isnan() & theta.isnan())  # NaN: checked later
-        if not bool(unchanged.all()):
+        if not fm.unchanged(snapshot):
             raise ValueError(
                 f"{name} operator: the model's parameters changed since the operator was "
                 "created; create a new one at the current parameters"
