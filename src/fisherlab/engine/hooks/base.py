@@ -10,6 +10,7 @@ the second the samples; a rule's outputs keep these dimensions or sum them out:
 - :meth:`LayerRule.per_sample`: :math:`\nabla_\theta (b_{k,n}^\top z_n)`, ``(K, N, *shape)``;
 - :meth:`LayerRule.sum_squares`: :math:`\sum_{k,n} (\nabla_\theta b_{k,n}^\top z_n)^{\odot 2}`;
 - :meth:`LayerRule.squared_norms`: :math:`\|\nabla_\theta b_{1,n}^\top z_n\|^2`, ``(N,)``;
+- :meth:`LayerRule.squares_and_norms`: both of the last two from one pass (``K = 1``);
 - :meth:`LayerRule.kron_factors`: the Kronecker factors :math:`(A, G)` of the augmented
   weight :math:`[W, \beta]`, K-FAC-expand or -reduce
   (:func:`fisherlab.engine.kronecker.kron_factors`; Linear and convolution only).
@@ -71,6 +72,15 @@ class LayerRule:
         """Squared L2 norms of per-sample gradients for one column stack ``b`` (K=1): ``(N,)``."""
         grads = self.per_sample(module, ctx, b)
         return {name: g[0].flatten(1).pow(2).sum(1) for name, g in grads.items()}
+
+    def squares_and_norms(
+        self, module: torch.nn.Module, ctx: Any, b: Tensor
+    ) -> tuple[Grads, Grads]:
+        """:meth:`sum_squares` and :meth:`squared_norms` of one column stack ``b`` (K = 1).
+
+        Rules that form per-sample gradients for both form them once here.
+        """
+        return self.sum_squares(module, ctx, b), self.squared_norms(module, ctx, b)
 
     @staticmethod
     def kron_parameters(module: torch.nn.Module) -> tuple[bool, bool]:

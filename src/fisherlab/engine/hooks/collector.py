@@ -933,14 +933,16 @@ class Collector:
                 if Statistic.L2_NORM in stats:
                     raw[Statistic.L2_NORM][p] = grad_n.flatten(1).square().sum(1)
         else:
-            if need_squares:
-                for name, value in rule.sum_squares(module, ctx, b).items():
+            need_norms = Statistic.L2_NORM in stats
+            if need_squares and need_norms:
+                squares, norms = rule.squares_and_norms(module, ctx, b)
+            else:
+                squares = rule.sum_squares(module, ctx, b) if need_squares else {}
+                norms = rule.squared_norms(module, ctx, b) if need_norms else {}
+            for stat, values in ((Statistic.SECOND_MOMENT, squares), (Statistic.L2_NORM, norms)):
+                for name, value in values.items():
                     if name in params:
-                        raw[Statistic.SECOND_MOMENT][params[name]] = value
-            if Statistic.L2_NORM in stats:
-                for name, value in rule.squared_norms(module, ctx, b).items():
-                    if name in params:
-                        raw[Statistic.L2_NORM][params[name]] = value
+                        raw[stat][params[name]] = value
         for kind, columns in record.columns.items():
             if _DIAG_OF_KIND[kind] in stats:
                 if rule.stack_columns:

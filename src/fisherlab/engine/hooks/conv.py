@@ -140,6 +140,24 @@ class ConvRule(LayerRule):
             result["bias"] = b[0].flatten(2).sum(-1).square().sum(1)
         return result
 
+    def squares_and_norms(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
+    ) -> tuple[Grads, Grads]:
+        """``Σ_n ∇²`` and ``‖∇‖²`` per sample from one set of per-sample weight gradients."""
+        total = b.new_zeros(module.weight.shape)  # type: ignore[union-attr]
+        norms = []
+        for _, grads in self._weight_chunks(module, ctx, b[0]):
+            squares = grads.square()
+            total += squares.sum(0)
+            norms.append(squares.flatten(1).sum(1))
+        sums: Grads = {"weight": total}
+        sample_norms: Grads = {"weight": torch.cat(norms)}
+        if module.bias is not None:
+            bias_squares = b[0].flatten(2).sum(-1).square()
+            sums["bias"] = bias_squares.sum(0)
+            sample_norms["bias"] = bias_squares.sum(1)
+        return sums, sample_norms
+
     def kron_inputs(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         """Patches ``(N, T, C_in·∏k)`` of the input and the columns as ``(K, N, T, C_out)``."""
         a = unfold_input(module, ctx)

@@ -77,15 +77,35 @@ class LinearRule(LayerRule):
             out["bias"] = b2.sum(0)
         return out
 
+    @staticmethod
+    def _gram_is_cheaper(ctx: Tensor, b: Tensor) -> bool:
+        """Whether ``‖∇_W‖²`` by ``T×T`` Gram matrices costs less than forming ``∇_W``."""
+        _, t, d_in = ctx.shape
+        d_out = b.shape[-1]
+        return t * (d_in + d_out) < d_in * d_out
+
+    def squares_and_norms(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
+    ) -> tuple[Grads, Grads]:
+        """Both from one set of per-sample gradients where each would form them."""
+        if ctx.shape[1] == 1 or self._gram_is_cheaper(ctx, b):
+            return super().squares_and_norms(module, ctx, b)
+        sums: Grads = {}
+        norms: Grads = {}
+        for name, g in self.per_sample(module, ctx, b).items():
+            squares = g[0].square()
+            sums[name] = squares.sum(0)
+            norms[name] = squares.flatten(1).sum(1)
+        return sums, norms
+
     def squared_norms(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
         """``‖∇_W‖² = ‖b‖²‖a‖²`` (no positions) or via Gram matrices, ``(N,)``."""
         b = self._columns(ctx, b)[0]  # (N, T, out)
-        n, t, d_in = ctx.shape
-        d_out = b.shape[-1]
+        t = ctx.shape[1]
         out: Grads = {}
         if t == 1:
             out["weight"] = b[:, 0].square().sum(1) * ctx[:, 0].square().sum(1)
-        elif t * (d_in + d_out) < d_in * d_out:
+        elif self._gram_is_cheaper(ctx, b):
             gram_b = b @ b.transpose(1, 2)
             gram_a = ctx @ ctx.transpose(1, 2)
             out["weight"] = (gram_b * gram_a).sum((1, 2))
