@@ -338,6 +338,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Hold NumPy's and SciPy's BLAS (``syrk`` of the Kronecker factors) to ``threads`` too,
+    so that no method runs on more threads than ``torch.set_num_threads`` gives the others."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without threadpoolctl, OPENBLAS_NUM_THREADS is the only limit
+        return
+    import scipy.linalg.blas  # noqa: F401 - load SciPy's BLAS so that the limit reaches it
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 def synchronizer(device: torch.device) -> Callable[[], None]:
     """Waits for the device's queued kernels (CUDA), a no-op on the CPU."""
     if device.type == "cuda":
@@ -769,6 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reps is not None and args.reps < 1:
         parser.error(f"--reps must be >= 1, got {args.reps}")
     torch.set_num_threads(args.threads)
+    limit_blas_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)  # peers' hook warnings
     if args.memory_probe:
         name, n, row, impl = args.memory_probe

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy.linalg import blas
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
@@ -45,6 +47,7 @@ __all__ = [
     "unfold_input",
     "unfold_output",
     "augment",
+    "gram",
     "kron_factors",
     "eigenbasis_squares",
     "layer_blocks",
@@ -53,6 +56,34 @@ __all__ = [
 #: the K-FAC approximations of weight-shared layers
 APPROXIMATIONS = ("expand", "reduce")
 SUPPORTED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+#: BLAS symmetric rank-k updates by dtype (CPU tensors)
+_SYRK = {torch.float32: (blas.ssyrk, np.float32), torch.float64: (blas.dsyrk, np.float64)}
+#: below this many multiply-adds (``M d²``) a plain matrix product is as fast
+SYRK_MIN_WORK = 1 << 24
+
+
+def gram(rows: Tensor) -> Tensor:
+    r"""The Gram matrix :math:`R^\top R` of rows ``R`` ``(M, d)``, ``(d, d)``.
+
+    On the CPU in float32/float64, for products of at least ``SYRK_MIN_WORK`` multiply-adds,
+    it is one BLAS symmetric rank-k update (``syrk``: half the multiply-adds of a matrix
+    product, one triangle formed and then mirrored); otherwise ``R.T @ R``. No gradient
+    flows through it.
+    """
+    m, d = rows.shape
+    if rows.dtype not in _SYRK or rows.device.type != "cpu" or m * d * d < SYRK_MIN_WORK:
+        return rows.T @ rows
+    syrk, dtype = _SYRK[rows.dtype]
+    # the transpose of C-ordered rows is a Fortran-ordered (d, M) array: no copy for BLAS
+    lower_zero = np.zeros((d, d), dtype=dtype, order="F")
+    upper = torch.from_numpy(
+        syrk(1.0, rows.detach().contiguous().numpy().T, trans=0, c=lower_zero, overwrite_c=1)
+    )
+    full = upper + upper.T
+    full.diagonal().sub_(upper.diagonal())
+    return full.contiguous()
 
 
 def check_approx(approx: str) -> str:
@@ -151,16 +182,41 @@ def kron_factors(
     """
     check_approx(approx)
     n, t = a.shape[:2]
-    abar = augment(a, weight, bias)
     if approx == "expand":
-        rows = abar.reshape(n * t, -1)
-        A = rows.T @ rows / max(n * t, 1)
+        A = _augmented_gram(a.reshape(n * t, -1), weight, bias) / max(n * t, 1)
         cols = g.reshape(-1, g.shape[-1])
     else:
-        mean = abar.mean(1)
-        A = mean.T @ mean / max(n, 1)
+        A = gram(augment(a, weight, bias).mean(1)) / max(n, 1)
         cols = g.sum(2).reshape(-1, g.shape[-1])
-    return A, cols.T @ cols
+    return A, gram(cols)
+
+
+def _augmented_gram(rows: Tensor, weight: bool, bias: bool) -> Tensor:
+    r""":math:`\sum_m \bar a_m \bar a_m^\top` of rows ``(M, d_in)`` without forming ``[a; 1]``.
+
+    The blocks are :math:`\sum_m a_m a_m^\top`, :math:`\sum_m a_m` and :math:`M`.
+    """
+    m, d = rows.shape
+    if not bias:
+        return gram(rows)
+    if not weight:
+        return rows.new_full((1, 1), float(m))
+    out = rows.new_empty(d + 1, d + 1)
+    out[:d, :d] = gram(rows)
+    total = rows.sum(0)
+    out[:d, d] = total
+    out[d, :d] = total
+    out[d, d] = m
+    return out
+
+
+def _augmented_times(a: Tensor, Q: Tensor, weight: bool, bias: bool) -> Tensor:
+    r""":math:`\bar a\, Q` for rows ``a`` ``(N, T, d_in)`` without forming ``[a; 1]``."""
+    if not bias:
+        return a @ Q
+    if not weight:
+        return Q[0].expand(*a.shape[:2], Q.shape[1])
+    return torch.addmm(Q[-1], a.reshape(-1, a.shape[-1]), Q[:-1]).reshape(*a.shape[:2], -1)
 
 
 def eigenbasis_squares(
@@ -173,7 +229,7 @@ def eigenbasis_squares(
     \bar a_{n,t}^\top`, ``(d_out, d_in)``: the unnormalised eigenvalues of EK-FAC
     (George et al. 2018, Eq. 19). Inputs as in :func:`kron_factors`.
     """
-    ta = augment(a, weight, bias) @ QA  # (N, T, d_in)
+    ta = _augmented_times(a, QA, weight, bias)  # (N, T, d_in)
     tg = g @ QG  # (K, N, T, d_out)
     grads = torch.einsum("knto,nti->knoi", tg, ta)
     return grads.square().sum((0, 1))
