@@ -81,7 +81,7 @@ def gram(rows: Tensor) -> Tensor:
     upper = torch.from_numpy(
         syrk(1.0, rows.detach().contiguous().numpy().T, trans=0, c=lower_zero, overwrite_c=1)
     )
-    full = upper + upper.T
+    full = upper.T + upper  # upper is Fortran-ordered: its transpose first gives C order
     full.diagonal().sub_(upper.diagonal())
     return full.contiguous()
 
