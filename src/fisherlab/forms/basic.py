@@ -113,7 +113,6 @@ def operator(curvature: Source, spec: QuantitySpec) -> CurvatureOperator:
                 curvature.batch_sum(lambda fm, X, y: batch_matvec(fm, X, y, spec, V))
             )
 
-    theta = fm.flat_params()
     snapshot = fm.snapshot()
 
     def checked(V: Tensor) -> Tensor:
@@ -125,4 +124,5 @@ def operator(curvature: Source, spec: QuantitySpec) -> CurvatureOperator:
             )
         return matmat(V)
 
-    return CurvatureOperator(checked, fm.num_params, theta.dtype, theta.device, name=name)
+    first = snapshot[0]
+    return CurvatureOperator(checked, fm.num_params, first.dtype, first.device, name=name)
