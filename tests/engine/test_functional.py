@@ -80,9 +80,11 @@ def test_ggn_and_hessian(engine_case):
     assert_close(fm.hessian_diag(X, y, chunk_size=7), torch.diagonal(oracle.hessian).clone(), RTOL)
 
 
-def test_matrix_free_products(engine_case):
+@pytest.mark.parametrize("columns", [0, 1, 3])
+def test_matrix_free_products(engine_case, columns):
+    """Zero columns, one column (no vmap) and several (vmap over columns)."""
     fm, X, y, oracle = engine_case
-    V = _probe(oracle.D)
+    V = _probe(oracle.D, columns)
     assert_close(fm.hessian_matvec(X, y, V), oracle.hessian @ V, RTOL)
     assert_close(fm.gradient_outer_matvec(X, y, V), oracle.empirical_fisher @ V, RTOL)
     inner = torch.stack(oracle.output_hessians)

@@ -191,6 +191,8 @@ class FunctionalModel:
         runs in forward mode, or in reverse mode where a module lacks forward-mode AD.
         """
         k = V.shape[1]
+        if k == 0:
+            return V.new_zeros(self.num_params, 0)
         if k == 1:
             column = self.unflatten(V[:, 0].contiguous())
             return self._forward_or_reverse(lambda: self.flatten(product(column)).unsqueeze(1))
