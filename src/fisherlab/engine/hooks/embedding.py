@@ -72,7 +72,21 @@ class EmbeddingRule(LayerRule):
 
     def squared_norms(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
         """``‖∇_W‖²`` per sample, ``(N,)``."""
-        num = module.num_embeddings  # type: ignore[attr-defined]
         unique, sums = self._summed(module, ctx, b[:1])
-        norms = b.new_zeros(ctx.shape[0]).index_add_(0, unique // num, sums.square().sum(1))
-        return {"weight": norms}
+        return {"weight": self._norms(module, ctx, unique, sums.square())}
+
+    def squares_and_norms(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
+    ) -> tuple[Grads, Grads]:
+        """Both from one set of per-sample row sums (``K = 1``)."""
+        num = module.num_embeddings  # type: ignore[attr-defined]
+        unique, sums = self._summed(module, ctx, b)
+        squares = sums.square()
+        total = b.new_zeros(module.weight.shape).index_add_(0, unique % num, squares)  # type: ignore[union-attr]
+        return {"weight": total}, {"weight": self._norms(module, ctx, unique, squares)}
+
+    @staticmethod
+    def _norms(module: torch.nn.Module, ctx: Tensor, unique: Tensor, squares: Tensor) -> Tensor:
+        """Per-sample sums ``(N,)`` of the squared row sums of keys ``unique``."""
+        num = module.num_embeddings  # type: ignore[attr-defined]
+        return squares.new_zeros(ctx.shape[0]).index_add_(0, unique // num, squares.sum(1))

@@ -59,8 +59,11 @@ class LinearRule(LayerRule):
                 if buffer is not None
                 else b[:, :, 0, :, None] * ctx[None, :, 0, None, :]
             )
-        else:
-            grads["weight"] = torch.einsum("knto,nti->knoi", b, ctx)
+        else:  # one batched product per column: Σ_t b_{k,n,t} a_{n,t}ᵀ
+            weight = b.new_empty(b.shape[0], b.shape[1], b.shape[3], ctx.shape[2])
+            for k in range(b.shape[0]):
+                torch.bmm(b[k].transpose(1, 2), ctx, out=weight[k])
+            grads["weight"] = weight
         if module.bias is not None:
             grads["bias"] = b.sum(2)
         return grads
