@@ -60,7 +60,9 @@ class LayerRule:
     ) -> Grads:
         """Per-column, per-sample parameter gradients ``(K, N, *param.shape)``.
 
-        ``out`` is an optional dict of buffers a rule may write into (and fill).
+        ``out`` is an optional dict of buffers a rule may write into (and fill). The results
+        belong to the caller (fresh tensors or those buffers, never views of ``b`` or
+        ``ctx``): the collector scales them in place.
         """
         raise NotImplementedError
 

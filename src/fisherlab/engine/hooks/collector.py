@@ -916,10 +916,16 @@ class Collector:
         assert record.inp is not None
         stats = self.statistics
         ctx = record.context()
-        b = (g / self._loss_c).unsqueeze(0)
         params = {
             name: p for name, p in module._parameters.items() if p is not None and p.requires_grad
         }
+        # the per-sample gradients are linear in the output gradient: the loss's factor 1/c
+        # goes on whichever is smaller, the output gradient or the per-sample results
+        inv_c = 1.0 / self._loss_c
+        per_sample_size = g.shape[0] * sum(p.numel() for p in params.values())
+        after = inv_c != 1.0 and g.numel() > per_sample_size
+        b = g.unsqueeze(0) if after or inv_c == 1.0 else (g * inv_c).unsqueeze(0)
+        factor, factor_sq = (inv_c, inv_c**2) if after else (1.0, 1.0)
         raw = self._raw
         need_squares = bool(stats & set(_SQUARES))
         if Statistic.PER_SAMPLE_GRADIENTS in stats:
@@ -927,6 +933,8 @@ class Collector:
             per_sample = rule.per_sample(module, ctx, b, out=buffers)
             for name, p in params.items():
                 grad_n = per_sample[name][0]
+                if after:
+                    grad_n.mul_(factor)  # a fresh result (or this collector's own buffer)
                 raw[Statistic.PER_SAMPLE_GRADIENTS][p] = grad_n
                 if need_squares:
                     raw[Statistic.SECOND_MOMENT][p] = grad_n.square().sum(0)
@@ -942,7 +950,7 @@ class Collector:
             for stat, values in ((Statistic.SECOND_MOMENT, squares), (Statistic.L2_NORM, norms)):
                 for name, value in values.items():
                     if name in params:
-                        raw[stat][params[name]] = value
+                        raw[stat][params[name]] = value * factor_sq if after else value
         for kind, columns in record.columns.items():
             if _DIAG_OF_KIND[kind] in stats:
                 if rule.stack_columns:
@@ -959,7 +967,7 @@ class Collector:
                 if name in params:
                     raw[_DIAG_OF_KIND[kind]][params[name]] = value
         if Statistic.KFAC_EF in stats and rule.has_kron_factors:
-            self._kron(Statistic.KFAC_EF, module, rule, ctx, b)
+            self._kron(Statistic.KFAC_EF, module, rule, ctx, b * factor if after else b)
         record.columns.clear()
         record.squares.clear()
         record.ctx = None
