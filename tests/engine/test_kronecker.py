@@ -40,3 +40,22 @@ def test_gram_of_a_non_contiguous_view():
 def test_gram_of_rows_that_require_grad():
     rows = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     assert torch.allclose(gram(rows), (rows.T @ rows).detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.125])
+def test_gram_applies_the_scale(scale):
+    rows = torch.randn(50, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(gram(rows, scale), scale * rows.T @ rows, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("weight, bias", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("rows_count", [3, 40], ids=["fewer-rows", "more-rows"])
+def test_augmented_gram_equals_the_gram_of_the_rows_with_ones(rows_count, weight, bias):
+    """Both routes (a column of ones appended, or the blocks filled in) against the
+    Gram matrix of the explicitly augmented rows."""
+    rows = torch.randn(rows_count, 6, dtype=torch.float64)
+    parts = ([rows] if weight else []) + ([torch.ones(rows_count, 1)] if bias else [])
+    augmented = torch.cat(parts, dim=1).double()
+    expected = 0.5 * augmented.T @ augmented
+    result = kronecker._augmented_gram(rows, weight, bias, 0.5)
+    assert torch.allclose(result, expected, rtol=1e-12, atol=1e-12)

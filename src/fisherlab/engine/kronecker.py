@@ -64,22 +64,23 @@ _SYRK = {torch.float32: (blas.ssyrk, np.float32), torch.float64: (blas.dsyrk, np
 SYRK_MIN_WORK = 1 << 24
 
 
-def gram(rows: Tensor) -> Tensor:
-    r"""The Gram matrix :math:`R^\top R` of rows ``R`` ``(M, d)``, ``(d, d)``.
+def gram(rows: Tensor, scale: float = 1.0) -> Tensor:
+    r"""The scaled Gram matrix :math:`s\, R^\top R` of rows ``R`` ``(M, d)``, ``(d, d)``.
 
     On the CPU in float32/float64, for products of at least ``SYRK_MIN_WORK`` multiply-adds,
     it is one BLAS symmetric rank-k update (``syrk``: half the multiply-adds of a matrix
-    product, one triangle formed and then mirrored); otherwise ``R.T @ R``. No gradient
-    flows through it.
+    product, the scale applied inside it, one triangle formed and then mirrored); otherwise
+    ``R.T @ R``. No gradient flows through it.
     """
     m, d = rows.shape
     if rows.dtype not in _SYRK or rows.device.type != "cpu" or m * d * d < SYRK_MIN_WORK:
-        return rows.T @ rows
+        product = rows.T @ rows
+        return product if scale == 1.0 else product.mul_(scale)
     syrk, dtype = _SYRK[rows.dtype]
     # the transpose of C-ordered rows is a Fortran-ordered (d, M) array: no copy for BLAS
     lower_zero = np.zeros((d, d), dtype=dtype, order="F")
     upper = torch.from_numpy(
-        syrk(1.0, rows.detach().contiguous().numpy().T, trans=0, c=lower_zero, overwrite_c=1)
+        syrk(scale, rows.detach().contiguous().numpy().T, trans=0, c=lower_zero, overwrite_c=1)
     )
     full = upper.T + upper  # upper is Fortran-ordered: its transpose first gives C order
     full.diagonal().sub_(upper.diagonal())
@@ -183,30 +184,34 @@ def kron_factors(
     check_approx(approx)
     n, t = a.shape[:2]
     if approx == "expand":
-        A = _augmented_gram(a.reshape(n * t, -1), weight, bias) / max(n * t, 1)
+        A = _augmented_gram(a.reshape(n * t, -1), weight, bias, 1.0 / max(n * t, 1))
         cols = g.reshape(-1, g.shape[-1])
     else:
-        A = gram(augment(a, weight, bias).mean(1)) / max(n, 1)
+        A = gram(augment(a, weight, bias).mean(1), 1.0 / max(n, 1))
         cols = g.sum(2).reshape(-1, g.shape[-1])
     return A, gram(cols)
 
 
-def _augmented_gram(rows: Tensor, weight: bool, bias: bool) -> Tensor:
-    r""":math:`\sum_m \bar a_m \bar a_m^\top` of rows ``(M, d_in)`` without forming ``[a; 1]``.
+def _augmented_gram(rows: Tensor, weight: bool, bias: bool, scale: float) -> Tensor:
+    r""":math:`s \sum_m \bar a_m \bar a_m^\top` of rows ``(M, d_in)``, :math:`\bar a = [a; 1]`.
 
-    The blocks are :math:`\sum_m a_m a_m^\top`, :math:`\sum_m a_m` and :math:`M`.
+    With fewer rows than columns the column of ones is appended (a copy of ``M (d + 1)``
+    numbers); otherwise the blocks :math:`\sum_m a_m a_m^\top`, :math:`\sum_m a_m` and
+    :math:`M` are filled in, without copying the rows.
     """
     m, d = rows.shape
     if not bias:
-        return gram(rows)
+        return gram(rows, scale)
     if not weight:
-        return rows.new_full((1, 1), float(m))
+        return rows.new_full((1, 1), m * scale)
+    if m <= d:
+        return gram(torch.cat([rows, rows.new_ones(m, 1)], dim=1), scale)
     out = rows.new_empty(d + 1, d + 1)
-    out[:d, :d] = gram(rows)
-    total = rows.sum(0)
+    out[:d, :d] = gram(rows, scale)
+    total = rows.sum(0) * scale
     out[:d, d] = total
     out[d, :d] = total
-    out[d, d] = m
+    out[d, d] = m * scale
     return out
 
 
