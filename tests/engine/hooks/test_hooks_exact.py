@@ -201,17 +201,23 @@ def test_unfolded_input_reproduces_the_convolution(conv):
     _assert_close(z_unfolded, z.reshape(z.shape[0], conv.out_channels, -1), "unfolded conv")
 
 
-def test_reused_buffers_give_the_same_per_sample_gradients():
-    model, likelihood, X, y, curv = _problem(MODEL_CASES[0], "categorical", "mean")
+@pytest.mark.parametrize("name", ["mlp", "linear_positions", "conv2d"])
+def test_reused_buffers_give_the_same_per_sample_gradients(name):
+    case = next(c for c in MODEL_CASES if c.name == name)
+    model, likelihood, X, y, curv = _problem(case, "categorical", "mean")
     stats = fl.engine.hooks.collect(
         model, likelihood, ("per_sample_gradients", "second_moment"), reuse_buffers=True
     )
+    storage = []
     with stats:
         for scale in (2.0, 1.0):  # the second pass overwrites the first one's buffers
             stats.loss(model(X * scale), y).backward()
             first = stats.flat("per_sample_gradients")
+            weights = [stats["per_sample_gradients"][p] for p in model.parameters() if p.ndim > 1]
+            storage.append([w.data_ptr() for w in weights])
     _assert_close(first, curv.per_sample_gradients(), "per-sample gradients")
     _assert_close(stats.flat("second_moment"), curv.empirical_fisher(form="diag"), "EF diag")
+    assert storage[0] == storage[1]  # every weight's per-sample gradients in the same buffer
 
 
 @pytest.mark.parametrize("small_channels", [0, 64], ids=["grouped-backward", "input-as-batch"])

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from fisherlab.engine.kronecker import kron_factors
 
-__all__ = ["LayerRule", "sum_squares_from_per_sample"]
+__all__ = ["LayerRule", "result_buffer", "sum_squares_from_per_sample"]
 
 Grads = dict[str, Tensor]
 
@@ -106,6 +106,25 @@ class LayerRule:
         """Kronecker factors ``(A, G)`` of ``[W, β]`` (see :mod:`fisherlab.engine.kronecker`)."""
         a, g = self.kron_inputs(module, ctx, b)
         return kron_factors(a, g, *self.kron_parameters(module), approx)
+
+
+def result_buffer(out: Grads | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """``out[name]`` when it has ``shape`` and ``like``'s dtype and device, else a new tensor.
+
+    A new tensor is stored as ``out[name]`` when ``out`` is given, for the next call.
+    """
+    buffer = None if out is None else out.get(name)
+    if (
+        buffer is not None
+        and buffer.shape == shape
+        and buffer.dtype == like.dtype
+        and buffer.device == like.device
+    ):
+        return buffer
+    buffer = like.new_empty(shape)
+    if out is not None:
+        out[name] = buffer
+    return buffer
 
 
 def sum_squares_from_per_sample(

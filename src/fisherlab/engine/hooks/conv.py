@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from fisherlab.engine.hooks.base import Grads, LayerRule
+from fisherlab.engine.hooks.base import Grads, LayerRule, result_buffer
 from fisherlab.engine.kronecker import pad_input, unfold_input, unfold_output
 
 __all__ = ["ConvRule"]
@@ -110,9 +110,13 @@ class ConvRule(LayerRule):
     def per_sample(
         self, module: torch.nn.Module, ctx: Tensor, b: Tensor, out: Grads | None = None
     ) -> Grads:
-        """``∇_W = B Uᵀ`` per group (computed by convolutions) and ``∇_β = Σ_t B``."""
+        """``∇_W = B Uᵀ`` per group (computed by convolutions) and ``∇_β = Σ_t B``.
+
+        The weight gradients are written into ``out["weight"]`` when given (reused while
+        the shape stays).
+        """
         k, n = b.shape[:2]
-        weight = b.new_empty(k, n, *module.weight.shape)  # type: ignore[union-attr]
+        weight = result_buffer(out, "weight", (k, n, *module.weight.shape), b)  # type: ignore[union-attr]
         for j in range(k):
             for part, grads in self._weight_chunks(module, ctx, b[j]):
                 weight[j, part] = grads

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fisherlab.engine.hooks.base import Grads, LayerRule
+from fisherlab.engine.hooks.base import Grads, LayerRule, result_buffer
 
 __all__ = ["LinearRule"]
 
@@ -42,28 +42,19 @@ class LinearRule(LayerRule):
     ) -> Grads:
         """``∇_W = Σ_t b aᵀ`` and ``∇_β = Σ_t b``, shapes ``(K, N, out, in)``, ``(K, N, out)``.
 
-        Without positions the weight gradients are written into ``out["weight"]`` when
-        given (allocated there on first use, reused while the shape stays).
+        The weight gradients are written into ``out["weight"]`` when given (allocated there
+        on first use, reused while the shape stays).
         """
         b = self._columns(ctx, b)
         grads: Grads = {}
+        shape = (b.shape[0], b.shape[1], b.shape[3], ctx.shape[2])
+        weight = result_buffer(out, "weight", shape, b)
         if ctx.shape[1] == 1:
-            shape = (b.shape[0], b.shape[1], b.shape[3], ctx.shape[2])
-            buffer = None if out is None else out.get("weight")
-            if out is not None and (
-                buffer is None or buffer.shape != shape or buffer.dtype != b.dtype
-            ):
-                buffer = out["weight"] = b.new_empty(shape)
-            grads["weight"] = (
-                torch.mul(b[:, :, 0, :, None], ctx[None, :, 0, None, :], out=buffer)
-                if buffer is not None
-                else b[:, :, 0, :, None] * ctx[None, :, 0, None, :]
-            )
+            torch.mul(b[:, :, 0, :, None], ctx[None, :, 0, None, :], out=weight)
         else:  # one batched product per column: Σ_t b_{k,n,t} a_{n,t}ᵀ
-            weight = b.new_empty(b.shape[0], b.shape[1], b.shape[3], ctx.shape[2])
             for k in range(b.shape[0]):
                 torch.bmm(b[k].transpose(1, 2), ctx, out=weight[k])
-            grads["weight"] = weight
+        grads["weight"] = weight
         if module.bias is not None:
             grads["bias"] = b.sum(2)
         return grads
