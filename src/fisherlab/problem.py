@@ -166,6 +166,8 @@ class Problem:
 
         Tensor data is checked by a forward of each batch on the first pass; later passes at
         the same parameters, buffers, modes and data skip that forward (products, solves).
+        To compare the parameter values exactly, the problem keeps one copy of them (the
+        size of the model's trainable parameters).
         """
         if self._is_validated():
             for X, y in self._raw_batches():
