@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
 import fisherlab as fl
-from benchmarks import ddp_overhead, dense_builds, models, monitor_overhead
+from benchmarks import compiled_products, ddp_overhead, dense_builds, models, monitor_overhead
 from benchmarks.models import MODELS, problem
 from fisherlab.engine.hooks import FIRST_ORDER, Collector
 
@@ -831,6 +831,10 @@ def main(argv: list[str] | None = None) -> int:
         ddp = ddp_overhead.bench_ddp(64, reps, 2, log)
         write_json(args.out / "ddp.json", {"meta": meta, **ddp})
         text += "\n\n" + ddp_overhead.markdown(ddp)
+    if not quick:  # compiling takes seconds to tens of seconds per product
+        compiled = compiled_products.bench_compiled(list(args.models), n, reps, log, device)
+        write_json(args.out / "compiled.json", {"meta": meta, "models": compiled})
+        text += "\n\n" + compiled_products.markdown(compiled, reps)
     readme = args.out / "README.md"
     tmp = readme.with_suffix(".md.tmp")
     tmp.write_text(text + "\n")
