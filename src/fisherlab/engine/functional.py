@@ -267,9 +267,6 @@ class FunctionalModel:
         """Per-sample losses ``(N,)``."""
         return self.likelihood.nll(self.outputs(params, X), y)
 
-    def _flat_function(self, fn: Callable[[Params], Tensor]) -> Callable[[Tensor], Tensor]:
-        return lambda theta: fn(self.unflatten(theta))
-
     # -- first order ----------------------------------------------------------------------
     def loss_sum(self, X: Tensor, y: Tensor) -> Tensor:
         """``Σ_n l_n`` over the batch."""
