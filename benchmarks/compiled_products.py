@@ -23,13 +23,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.measure import relative_difference, time_interleaved
+
 __all__ = ["bench_compiled", "markdown", "main"]
 
 IMPLS = ("eager", "compiled", "curvlinops")
-
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(torch.finfo(b.dtype).tiny))
 
 
 def bench_compiled(
@@ -59,7 +57,7 @@ def bench_compiled(
             first = compiled()
             sync()
             compile_seconds[row] = time.perf_counter() - start
-            differences[row] = _relative(first, eager())
+            differences[row] = relative_difference(first, eager())
             calls[f"{row}/eager"] = eager
             calls[f"{row}/compiled"] = compiled
             try:
@@ -69,7 +67,7 @@ def bench_compiled(
         log(f"  {name}: timing {len(calls)} products (eager, compiled, curvlinops) x {reps} reps")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            medians = run.time_interleaved(calls, reps, sync=sync)
+            medians = time_interleaved(calls, reps, sync=sync)
         base = medians["plain"]
         out[name] = {
             "plain_ms": 1e3 * base,

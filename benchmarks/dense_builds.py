@@ -23,9 +23,7 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +33,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 import fisherlab as fl
+from benchmarks.measure import relative_difference, time_interleaved
 
 ROWS = {"hessian": "dense Hessian (D≈1000 CNN)", "ggn": "dense GGN (D≈1000 CNN)"}
 IMPLS = ("fisherlab", "torch.func", "curvlinops")
@@ -135,23 +134,6 @@ def plain(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> Method:
     return run
 
 
-def _time(
-    calls: dict[str, Method], reps: int, warmup: int, sync: Callable[[], None]
-) -> dict[str, float]:
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(reps):
-        for key, call in calls.items():
-            sync()
-            start = time.perf_counter()
-            call()
-            sync()
-            times[key].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def checks() -> dict[str, dict[str, float]]:
     """Float64 relative differences at N = :data:`CHECK_N` (CPU)."""
     model, X, y = problem(CHECK_N, torch.float64)
@@ -159,16 +141,14 @@ def checks() -> dict[str, dict[str, float]]:
     for row in ROWS:
         built = {impl: call() for impl, call in methods(model, X, y, row).items()}
         ours = built.pop("fisherlab")
-        out[row] = {f"{impl}_vs_fisherlab": _rel(M, ours) for impl, M in built.items()}
+        out[row] = {
+            f"{impl}_vs_fisherlab": relative_difference(M, ours) for impl, M in built.items()
+        }
         if row == "hessian":
             loss, theta = _flat_loss(model, X, y)
             reference = torch.autograd.functional.hessian(loss, theta)
-            out[row]["fisherlab_vs_autograd"] = _rel(ours, reference)
+            out[row]["fisherlab_vs_autograd"] = relative_difference(ours, reference)
     return out
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(torch.finfo(b.dtype).tiny))
 
 
 def bench_dense(
@@ -184,7 +164,7 @@ def bench_dense(
     log(f"  dense builds: timing {len(calls)} methods x {reps} reps")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        medians = _time(calls, reps, warmup=1, sync=sync)
+        medians = time_interleaved(calls, reps, warmup=1, sync=sync)
     base = medians["plain"]
     rows = {
         row: {

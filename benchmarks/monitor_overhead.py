@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 
 import fisherlab as fl
+from benchmarks.measure import time_interleaved
 from benchmarks.models import problem
 from fisherlab.engine.hooks import collect
 from fisherlab.monitor import EFvsFisher, GradientHistogram, HessianMaxEigenvalue, Monitor
@@ -90,15 +89,7 @@ def bench_monitor(n: int, reps: int, log: Callable[[str], None]) -> dict:
     methods = _methods(n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for run in methods.values():  # warm-up
-            run()
-        times: dict[str, list[float]] = {k: [] for k in methods}
-        for _ in range(reps):
-            for name, run in methods.items():
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    median = {k: statistics.median(v) for k, v in times.items()}
+        median = time_interleaved(methods, reps, warmup=1)
     plain = median["plain"]
     result = {
         "n": n,

@@ -25,7 +25,6 @@ import statistics as stats_lib
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from torch.func import functional_call, grad, vjp, vmap
 
 import fisherlab as fl
 from benchmarks import compiled_products, ddp_overhead, dense_builds, models, monitor_overhead
+from benchmarks.measure import relative_difference, time_interleaved
 from benchmarks.models import MODELS, problem
 from fisherlab.engine.hooks import FIRST_ORDER, Collector
 
@@ -357,32 +357,6 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def time_interleaved(
-    methods: dict[str, Method],
-    reps: int,
-    warmup: int = 2,
-    sync: Callable[[], None] = lambda: None,
-) -> dict[str, float]:
-    """Median seconds per call of each method, timed in interleaved rounds after warm-up.
-
-    ``sync`` runs before the clock starts and before it stops (``torch.cuda.synchronize``
-    on a GPU), so the time is that of the finished work, not of the kernel launches.
-    """
-    for _ in range(warmup):
-        for method in methods.values():
-            method()
-    sync()
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    for _ in range(reps):
-        for key, method in methods.items():
-            sync()
-            start = time.perf_counter()
-            method()
-            sync()
-            times[key].append(time.perf_counter() - start)
-    return {k: stats_lib.median(v) for k, v in times.items()}
-
-
 def on_device(name: str, n: int, device: torch.device, **kwargs):
     """The benchmark problem ``name`` with ``n`` samples on ``device``."""
     model, X, y = problem(name, n, **kwargs)
@@ -448,16 +422,12 @@ def product_checks(name: str, n: int) -> dict:
             theirs = curvlinops_method(model, X, y, row)()
         except (ImportError, NotImplementedError):
             continue
-        out[row] = {"fisherlab_vs_curvlinops": _rel(ours, theirs)}
+        out[row] = {"fisherlab_vs_curvlinops": relative_difference(ours, theirs)}
         if row == "hvp":
             reference = _autograd_hvp(model, X, y, _product_vector(model))
-            out[row]["fisherlab_vs_autograd"] = _rel(ours, reference)
-            out[row]["curvlinops_vs_autograd"] = _rel(theirs, reference)
+            out[row]["fisherlab_vs_autograd"] = relative_difference(ours, reference)
+            out[row]["curvlinops_vs_autograd"] = relative_difference(theirs, reference)
     return out
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(torch.finfo(b.dtype).tiny))
 
 
 def _autograd_hvp(model: nn.Module, X: torch.Tensor, y: torch.Tensor, v: torch.Tensor):
