@@ -151,11 +151,14 @@ def unfold_output(module: nn.Module, z: Tensor) -> Tensor:
 
 
 def augment(a: Tensor, weight: bool = True, bias: bool = True) -> Tensor:
-    r"""Rows :math:`\bar a = [a; 1]` of the covered parameters, ``(N, T, weight·d_in + bias)``."""
+    r"""Rows :math:`\bar a = [a; 1]` of the covered parameters, ``(..., weight·d_in + bias)``.
+
+    ``a`` is ``(N, T, d_in)`` or any rows ``(..., d_in)``.
+    """
     parts = [a] if weight else []
     if bias:
-        parts.append(a.new_ones(*a.shape[:2], 1))
-    return torch.cat(parts, dim=2)
+        parts.append(a.new_ones(*a.shape[:-1], 1))
+    return torch.cat(parts, dim=-1)
 
 
 def kron_factors(
@@ -205,7 +208,7 @@ def _augmented_gram(rows: Tensor, weight: bool, bias: bool, scale: float) -> Ten
     if not weight:
         return rows.new_full((1, 1), m * scale)
     if m <= d:
-        return gram(torch.cat([rows, rows.new_ones(m, 1)], dim=1), scale)
+        return gram(augment(rows), scale)
     out = rows.new_empty(d + 1, d + 1)
     out[:d, :d] = gram(rows, scale)
     total = rows.sum(0) * scale
