@@ -25,7 +25,7 @@ from torch import Tensor
 
 from fisherlab.engine.kronecker import kron_factors
 
-__all__ = ["LayerRule", "result_buffer", "sum_squares_from_per_sample"]
+__all__ = ["LayerRule", "result_buffer", "squares_and_norms_of", "sum_squares_from_per_sample"]
 
 Grads = dict[str, Tensor]
 
@@ -106,6 +106,15 @@ class LayerRule:
         """Kronecker factors ``(A, G)`` of ``[W, β]`` (see :mod:`fisherlab.engine.kronecker`)."""
         a, g = self.kron_inputs(module, ctx, b)
         return kron_factors(a, g, *self.kron_parameters(module), approx)
+
+
+def squares_and_norms_of(grads: Tensor) -> tuple[Tensor, Tensor]:
+    """``Σ_n g_n²`` and ``‖g_n‖²`` ``(N,)`` of per-sample gradients ``(N, ...)``.
+
+    The first has the shape of one ``g_n``; both come from one elementwise square.
+    """
+    squares = grads.square()
+    return squares.sum(0), squares.flatten(1).sum(1)
 
 
 def result_buffer(out: Grads | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:

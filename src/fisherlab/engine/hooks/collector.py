@@ -89,7 +89,7 @@ from torch.utils.hooks import RemovableHandle
 
 from fisherlab import distributed as fl_distributed
 from fisherlab.engine.functional import FunctionalModel
-from fisherlab.engine.hooks.base import LayerRule
+from fisherlab.engine.hooks.base import LayerRule, squares_and_norms_of
 from fisherlab.engine.hooks.conv import ConvRule
 from fisherlab.engine.hooks.embedding import EmbeddingRule
 from fisherlab.engine.hooks.linear import LinearRule
@@ -925,23 +925,24 @@ class Collector:
         per_sample_size = g.shape[0] * sum(p.numel() for p in params.values())
         after = inv_c != 1.0 and g.numel() > per_sample_size
         b = g.unsqueeze(0) if after or inv_c == 1.0 else (g * inv_c).unsqueeze(0)
-        factor, factor_sq = (inv_c, inv_c**2) if after else (1.0, 1.0)
         raw = self._raw
         need_squares = bool(stats & set(_SQUARES))
+        need_norms = Statistic.L2_NORM in stats
         if Statistic.PER_SAMPLE_GRADIENTS in stats:
             buffers = self._buffers.setdefault(module, {}) if self.reuse_buffers else None
             per_sample = rule.per_sample(module, ctx, b, out=buffers)
             for name, p in params.items():
                 grad_n = per_sample[name][0]
                 if after:
-                    grad_n.mul_(factor)  # a fresh result (or this collector's own buffer)
+                    grad_n.mul_(inv_c)  # a fresh result (or this collector's own buffer)
                 raw[Statistic.PER_SAMPLE_GRADIENTS][p] = grad_n
-                if need_squares:
-                    raw[Statistic.SECOND_MOMENT][p] = grad_n.square().sum(0)
-                if Statistic.L2_NORM in stats:
-                    raw[Statistic.L2_NORM][p] = grad_n.flatten(1).square().sum(1)
+                if need_squares or need_norms:
+                    sums, norms = squares_and_norms_of(grad_n)
+                    if need_squares:
+                        raw[Statistic.SECOND_MOMENT][p] = sums
+                    if need_norms:
+                        raw[Statistic.L2_NORM][p] = norms
         else:
-            need_norms = Statistic.L2_NORM in stats
             if need_squares and need_norms:
                 squares, norms = rule.squares_and_norms(module, ctx, b)
             else:
@@ -950,7 +951,7 @@ class Collector:
             for stat, values in ((Statistic.SECOND_MOMENT, squares), (Statistic.L2_NORM, norms)):
                 for name, value in values.items():
                     if name in params:
-                        raw[stat][params[name]] = value * factor_sq if after else value
+                        raw[stat][params[name]] = value * inv_c**2 if after else value
         for kind, columns in record.columns.items():
             if _DIAG_OF_KIND[kind] in stats:
                 if rule.stack_columns:
@@ -967,7 +968,7 @@ class Collector:
                 if name in params:
                     raw[_DIAG_OF_KIND[kind]][params[name]] = value
         if Statistic.KFAC_EF in stats and rule.has_kron_factors:
-            self._kron(Statistic.KFAC_EF, module, rule, ctx, b * factor if after else b)
+            self._kron(Statistic.KFAC_EF, module, rule, ctx, b * inv_c if after else b)
         record.columns.clear()
         record.squares.clear()
         record.ctx = None

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from fisherlab.engine.hooks.base import Grads, LayerRule, result_buffer
+from fisherlab.engine.hooks.base import Grads, LayerRule, result_buffer, squares_and_norms_of
 from fisherlab.engine.kronecker import pad_input, unfold_input, unfold_output
 
 __all__ = ["ConvRule"]
@@ -151,9 +151,9 @@ class ConvRule(LayerRule):
         total = b.new_zeros(module.weight.shape)  # type: ignore[union-attr]
         norms = []
         for _, grads in self._weight_chunks(module, ctx, b[0]):
-            squares = grads.square()
-            total += squares.sum(0)
-            norms.append(squares.flatten(1).sum(1))
+            chunk_sum, chunk_norms = squares_and_norms_of(grads)
+            total += chunk_sum
+            norms.append(chunk_norms)
         sums: Grads = {"weight": total}
         sample_norms: Grads = {"weight": torch.cat(norms)}
         if module.bias is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fisherlab.engine.hooks.base import Grads, LayerRule, result_buffer
+from fisherlab.engine.hooks.base import Grads, LayerRule, result_buffer, squares_and_norms_of
 
 __all__ = ["LinearRule"]
 
@@ -87,9 +87,7 @@ class LinearRule(LayerRule):
         sums: Grads = {}
         norms: Grads = {}
         for name, g in self.per_sample(module, ctx, b).items():
-            squares = g[0].square()
-            sums[name] = squares.sum(0)
-            norms[name] = squares.flatten(1).sum(1)
+            sums[name], norms[name] = squares_and_norms_of(g[0])
         return sums, norms
 
     def squared_norms(self, module: torch.nn.Module, ctx: Tensor, b: Tensor) -> Grads:
