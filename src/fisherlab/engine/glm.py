@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import torch
 from torch import Tensor
 
 from fisherlab.likelihoods import Categorical, Gaussian, Likelihood
@@ -60,7 +61,7 @@ class LinearModel:
         self.reduction = reduction
         self.scaling = Scaling(reduction, X.shape[0])
         self.scale = self.scaling.c
-        self._outer: Tensor | None = None
+        self._outer: tuple[Tensor, Tensor] | None = None
 
     @property
     def num_params(self) -> int:
@@ -77,11 +78,21 @@ class LinearModel:
         return LinearModelPoint(self, theta)
 
     def _gram(self, weights: Tensor) -> Tensor:
-        """``c Xᵀ diag(w) X`` for weights ``(..., N)``: one product with the ``x_n x_nᵀ``."""
+        r"""``c Xᵀ diag(w) X`` for weights ``(..., N)``: one product with the ``x_n x_nᵀ``.
+
+        Only the :math:`D(D+1)/2` entries :math:`i \le j` are computed,
+        :math:`G_{ij} = c \sum_n w_n x_{ni} x_{nj}`, one matrix product of the weights with
+        the columns :math:`x_{ni} x_{nj}`; the other triangle is their mirror, so the
+        result is exactly symmetric.
+        """
         N, D = self.X.shape
         if self._outer is None:
-            self._outer = (self.X.unsqueeze(2) * self.X.unsqueeze(1)).reshape(N, D * D)
-        gram = weights.reshape(-1, N) @ self._outer
+            rows, cols = torch.triu_indices(D, D, device=self.X.device)
+            position = torch.empty(D, D, dtype=torch.long, device=self.X.device)
+            position[rows, cols] = position[cols, rows] = torch.arange(rows.numel())
+            self._outer = (self.X[:, rows] * self.X[:, cols], position.reshape(-1))
+        outer, position = self._outer
+        gram = (weights.reshape(-1, N) @ outer).index_select(1, position)
         return self.scale * gram.reshape(*weights.shape[:-1], D, D)
 
     def loss(self, theta: Tensor) -> Tensor:

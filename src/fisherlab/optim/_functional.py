@@ -3,16 +3,18 @@ r"""Functional cores of the gradient-moment and sign-based optimizers.
 Every function updates a list of parameters in place from their gradients and their
 optimizer state; the ``torch.optim.Optimizer`` classes of :mod:`fisherlab.optim` collect
 these lists and call them in ``step``. They run under ``torch.no_grad()`` in that case.
+Each arithmetic step is one ``torch._foreach_*`` call over all the tensors of the list
+(the same elementwise kernels as one call per tensor, without a Python loop over them).
 
-Step counts ``k`` are 1-based: ``k = t + 1`` in the notation of Balles (2021), whose
+The step count ``k`` is shared by the tensors of one call (the optimizers call once per
+distinct count) and 1-based: ``k = t + 1`` in the notation of Balles (2021), whose
 algorithms count iterations from ``t = 0``. With that, the bias corrections read
 :math:`1 - \beta^{k}` and the variance factor is :math:`\rho(\beta, t) = \rho(\beta, k-1)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
+import torch
 from torch import Tensor
 
 __all__ = [
@@ -63,53 +65,61 @@ def momentum_variance_factor(beta: float, step: int) -> float:
 
 
 def _update_moments(
-    grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, beta: float, step: int
-) -> tuple[Tensor, Tensor]:
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    beta: float,
+    step: int,
+) -> tuple[list[Tensor], list[Tensor]]:
     """Update the EMAs of g and g² in place; return the bias-corrected ``(m, v)``."""
-    exp_avg.mul_(beta).add_(grad, alpha=1.0 - beta)
-    exp_avg_sq.mul_(beta).addcmul_(grad, grad, value=1.0 - beta)
+    torch._foreach_mul_(exp_avgs, beta)
+    torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta)
+    torch._foreach_mul_(exp_avg_sqs, beta)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta)
     bias_correction = 1.0 - beta**step
-    return exp_avg / bias_correction, exp_avg_sq / bias_correction
-
-
-def _moment_variance(m: Tensor, v: Tensor, rho: float) -> Tensor:
-    r"""Bias-corrected gradient variance :math:`s = (v - m^2) / (1 - \rho)` (Eq. 5.16).
-
-    ``s = 0`` when :math:`\rho = 1` (first step, or ``beta == 0``), as prescribed in §5.4.4.
-    Rounding can make :math:`v - m^2` slightly negative; ``s`` is clamped at zero, which
-    keeps the variance-adaptation factors in ``[0, 1]``.
-    """
-    if rho == 1.0:
-        return m.new_zeros(m.shape)
-    return (v - m * m).div_(1.0 - rho).clamp_(min=0.0)
+    return torch._foreach_div(exp_avgs, bias_correction), torch._foreach_div(
+        exp_avg_sqs, bias_correction
+    )
 
 
 def _moment_estimates(
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
-    steps: list[int],
+    step: int,
     beta: float,
-) -> Iterator[tuple[Tensor, Tensor, float]]:
-    r"""Update the EMAs of each parameter; yield its :math:`(m, s, \rho(\beta, t))`.
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], float]:
+    r"""Update the EMAs; return :math:`m`, :math:`m^2`, :math:`s` and :math:`\rho(\beta, t)`.
 
-    :math:`m` is the bias-corrected mean and :math:`s` the variance estimate of Eq. 5.16
-    (fresh tensors, free to modify in place).
+    :math:`m` is the bias-corrected mean and :math:`s = (v - m^2) / (1 - \rho)` the
+    bias-corrected variance estimate of Eq. 5.16 (fresh tensors, free to modify in place).
+    ``s = 0`` when :math:`\rho = 1` (first step, or ``beta == 0``), as prescribed in §5.4.4.
+    Rounding can make :math:`v - m^2` slightly negative; ``s`` is clamped at zero, which
+    keeps the variance-adaptation factors in ``[0, 1]``.
     """
-    for grad, exp_avg, exp_avg_sq, step in zip(grads, exp_avgs, exp_avg_sqs, steps, strict=True):
-        m, v = _update_moments(grad, exp_avg, exp_avg_sq, beta, step)
-        rho = momentum_variance_factor(beta, step)
-        yield m, _moment_variance(m, v, rho), rho
+    m, v = _update_moments(grads, exp_avgs, exp_avg_sqs, beta, step)
+    m_sq = torch._foreach_mul(m, m)
+    rho = momentum_variance_factor(beta, step)
+    if rho == 1.0:
+        return m, m_sq, [x.new_zeros(x.shape) for x in m], rho
+    s = torch._foreach_sub(v, m_sq)
+    torch._foreach_div_(s, 1.0 - rho)
+    torch._foreach_clamp_min_(s, 0.0)
+    return m, m_sq, s, rho
 
 
-def _adaptation_factor(m_sq: Tensor, noise: Tensor, eps: float) -> Tensor:
+def _adaptation_factors(m_sq: list[Tensor], noise: list[Tensor], eps: float) -> list[Tensor]:
     r"""Return :math:`m^2 / (m^2 + \text{noise} + \varepsilon)`, and 0 where that is 0/0.
 
     With ``noise >= 0`` and ``eps >= 0`` the denominator vanishes only where ``m = 0``
     too; there the factor is 0 (the thesis performs no update in such coordinates).
     """
-    denominator = m_sq + noise + eps
-    return m_sq / denominator.masked_fill_(denominator == 0, 1.0)
+    denominators = torch._foreach_add(m_sq, noise)
+    if eps:
+        torch._foreach_add_(denominators, eps)
+    for denominator in denominators:
+        denominator.masked_fill_(denominator == 0, 1.0)
+    return torch._foreach_div(m_sq, denominators)
 
 
 def msvag(
@@ -117,7 +127,7 @@ def msvag(
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
-    steps: list[int],
+    step: int,
     *,
     lr: float,
     beta: float,
@@ -129,10 +139,11 @@ def msvag(
     :math:`\gamma = m^2 / (m^2 + \rho(\beta,t)\,s + \varepsilon)`, using the moving-average
     variance estimate :math:`s` of Eq. 5.16 (Eq. 5.19 for the factor).
     """
-    estimates = _moment_estimates(grads, exp_avgs, exp_avg_sqs, steps, beta)
-    for p, (m, s, rho) in zip(params, estimates, strict=True):
-        gamma = _adaptation_factor(m * m, s.mul_(rho), eps)
-        p.add_(gamma.mul_(m), alpha=-lr)
+    m, m_sq, s, rho = _moment_estimates(grads, exp_avgs, exp_avg_sqs, step, beta)
+    torch._foreach_mul_(s, rho)
+    gamma = _adaptation_factors(m_sq, s, eps)
+    torch._foreach_mul_(gamma, m)
+    torch._foreach_add_(params, gamma, alpha=-lr)
 
 
 def svag(
@@ -140,7 +151,7 @@ def svag(
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
-    steps: list[int],
+    step: int,
     *,
     lr: float,
     beta: float,
@@ -151,10 +162,10 @@ def svag(
     :math:`\theta \leftarrow \theta - \alpha\,\gamma\odot g` with
     :math:`\gamma = m^2 / (m^2 + s + \varepsilon)` (Eq. 5.17), using :math:`s` of Eq. 5.16.
     """
-    estimates = _moment_estimates(grads, exp_avgs, exp_avg_sqs, steps, beta)
-    for p, grad, (m, s, _) in zip(params, grads, estimates, strict=True):
-        gamma = _adaptation_factor(m * m, s, eps)
-        p.add_(gamma.mul_(grad), alpha=-lr)
+    _, m_sq, s, _ = _moment_estimates(grads, exp_avgs, exp_avg_sqs, step, beta)
+    gamma = _adaptation_factors(m_sq, s, eps)
+    torch._foreach_mul_(gamma, grads)
+    torch._foreach_add_(params, gamma, alpha=-lr)
 
 
 def adam_star(
@@ -162,7 +173,7 @@ def adam_star(
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_sqs: list[Tensor],
-    steps: list[int],
+    step: int,
     *,
     lr: float,
     beta: float,
@@ -173,10 +184,13 @@ def adam_star(
     :math:`\theta \leftarrow \theta - \alpha\,\gamma \odot \operatorname{sign}(m)` with
     :math:`\gamma = \sqrt{m^2 / (m^2 + \rho(\beta,t)\,s + \varepsilon)}`.
     """
-    estimates = _moment_estimates(grads, exp_avgs, exp_avg_sqs, steps, beta)
-    for p, (m, s, rho) in zip(params, estimates, strict=True):
-        gamma = _adaptation_factor(m * m, s.mul_(rho), eps).sqrt_()
-        p.add_(gamma.mul_(m.sign_()), alpha=-lr)
+    m, m_sq, s, rho = _moment_estimates(grads, exp_avgs, exp_avg_sqs, step, beta)
+    torch._foreach_mul_(s, rho)
+    gamma = _adaptation_factors(m_sq, s, eps)
+    torch._foreach_sqrt_(gamma)
+    torch._foreach_sign_(m)
+    torch._foreach_mul_(gamma, m)
+    torch._foreach_add_(params, gamma, alpha=-lr)
 
 
 def minibatch_msvag(
@@ -185,7 +199,7 @@ def minibatch_msvag(
     variances: list[Tensor],
     exp_avgs: list[Tensor],
     exp_variances: list[Tensor],
-    steps: list[int],
+    step: int,
     *,
     lr: float,
     beta: float,
@@ -204,22 +218,24 @@ def minibatch_msvag(
     Negative entries of :math:`\hat s^{\mathrm{mb}}` are clamped to zero before averaging.
     """
     beta_sq = beta * beta
-    for p, grad, variance, exp_avg, exp_variance, step in zip(
-        params, grads, variances, exp_avgs, exp_variances, steps, strict=True
-    ):
-        exp_avg.mul_(beta).add_(grad, alpha=1.0 - beta)
-        exp_variance.mul_(beta_sq).add_(variance.clamp(min=0.0), alpha=1.0 - beta_sq)
-        m = exp_avg / (1.0 - beta**step)
-        r = exp_variance / (1.0 - beta_sq**step)
-        gamma = _adaptation_factor(m * m, r.mul_(momentum_variance_factor(beta, step)), eps)
-        p.add_(gamma.mul_(m), alpha=-lr)
+    torch._foreach_mul_(exp_avgs, beta)
+    torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta)
+    torch._foreach_mul_(exp_variances, beta_sq)
+    clamped = torch._foreach_clamp_min(variances, 0.0)
+    torch._foreach_add_(exp_variances, clamped, alpha=1.0 - beta_sq)
+    m = torch._foreach_div(exp_avgs, 1.0 - beta**step)
+    r = torch._foreach_div(exp_variances, 1.0 - beta_sq**step)
+    torch._foreach_mul_(r, momentum_variance_factor(beta, step))
+    gamma = _adaptation_factors(torch._foreach_mul(m, m), r, eps)
+    torch._foreach_mul_(gamma, m)
+    torch._foreach_add_(params, gamma, alpha=-lr)
 
 
 def msgd(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
-    steps: list[int],
+    step: int,
     *,
     lr: float,
     beta: float,
@@ -229,9 +245,9 @@ def msgd(
     :math:`\tilde m \leftarrow \beta\tilde m + (1-\beta) g`,
     :math:`\theta \leftarrow \theta - \alpha\,\tilde m / (1-\beta^{t+1})`.
     """
-    for p, grad, exp_avg, step in zip(params, grads, exp_avgs, steps, strict=True):
-        exp_avg.mul_(beta).add_(grad, alpha=1.0 - beta)
-        p.add_(exp_avg, alpha=-lr / (1.0 - beta**step))
+    torch._foreach_mul_(exp_avgs, beta)
+    torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta)
+    torch._foreach_add_(params, exp_avgs, alpha=-lr / (1.0 - beta**step))
 
 
 def mssd(
@@ -247,9 +263,9 @@ def mssd(
     :math:`\tilde m \leftarrow \beta\tilde m + (1-\beta) g`,
     :math:`\theta \leftarrow \theta - \alpha \operatorname{sign}(\tilde m)`.
     """
-    for p, grad, exp_avg in zip(params, grads, exp_avgs, strict=True):
-        exp_avg.mul_(beta).add_(grad, alpha=1.0 - beta)
-        p.add_(exp_avg.sign(), alpha=-lr)
+    torch._foreach_mul_(exp_avgs, beta)
+    torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta)
+    torch._foreach_add_(params, torch._foreach_sign(exp_avgs), alpha=-lr)
 
 
 def sign_descent(params: list[Tensor], grads: list[Tensor], *, lr: float) -> None:
@@ -257,8 +273,7 @@ def sign_descent(params: list[Tensor], grads: list[Tensor], *, lr: float) -> Non
 
     :math:`\theta \leftarrow \theta - \alpha \operatorname{sign}(g)`.
     """
-    for p, grad in zip(params, grads, strict=True):
-        p.add_(grad.sign(), alpha=-lr)
+    torch._foreach_add_(params, torch._foreach_sign(grads), alpha=-lr)
 
 
 def l1_sign_descent(params: list[Tensor], grads: list[Tensor], *, lr: float) -> None:

@@ -7,7 +7,7 @@ sign-based optimizers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -113,7 +113,9 @@ class GradientOptimizer(Optimizer):
     Subclasses set :attr:`_update` (a function of :mod:`fisherlab.optim._functional`),
     :attr:`_buffers` (names of the per-parameter state tensors, zero-initialised, passed
     to ``_update`` in this order after the gradients) and :attr:`_counts_steps` (keep a
-    per-parameter step count, incremented before the update and passed after the buffers).
+    per-parameter step count, incremented before the update; ``_update`` is then called
+    once per distinct count, with the count after the buffers). A group whose parameters
+    have no gradient is skipped.
     """
 
     _update: Callable[..., None]
@@ -213,9 +215,32 @@ class GradientOptimizer(Optimizer):
         loss = evaluate_closure(closure)
         for group in self.param_groups:
             params, grads, buffers, steps = self._group_tensors(group)
-            counts = [steps] if self._counts_steps else []
-            self._update(params, grads, *buffers, *counts, **self._group_hyperparameters(group))
+            hyperparameters = self._group_hyperparameters(group)
+            if not self._counts_steps:
+                if params:
+                    self._update(params, grads, *buffers, **hyperparameters)
+                continue
+            for step, tensors in split_by_step(steps, params, grads, *buffers):
+                self._update(*tensors, step, **hyperparameters)
         return loss
+
+
+def split_by_step(
+    steps: list[int], *tensor_lists: list[Tensor]
+) -> Iterator[tuple[int, tuple[list[Tensor], ...]]]:
+    """Yield each distinct step count with the entries of ``tensor_lists`` that have it.
+
+    Parameters get different counts when some of them had no gradient on some steps;
+    usually all share one count, and the lists are then yielded whole. Nothing is
+    yielded for empty lists.
+    """
+    distinct = list(dict.fromkeys(steps))
+    if len(distinct) == 1:
+        yield distinct[0], tensor_lists
+        return
+    for step in distinct:
+        index = [i for i, count in enumerate(steps) if count == step]
+        yield step, tuple([tensors[i] for i in index] for tensors in tensor_lists)
 
 
 def trainable_parameters(

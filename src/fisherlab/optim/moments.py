@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _functional as F
-from ._utils import GradientOptimizer, Params, as_tensor_list, evaluate_closure
+from ._utils import GradientOptimizer, Params, as_tensor_list, evaluate_closure, split_by_step
 
 __all__ = ["MSGD", "MSVAG", "SVAG", "AdamStar", "MinibatchMSVAG"]
 
@@ -280,16 +280,10 @@ class MinibatchMSVAG(GradientOptimizer):
             group_variances = [
                 v for p, v in zip(group_params, p_variances, strict=True) if p.grad is not None
             ]
-            params, grads, (exp_avgs, exp_variances), steps = self._group_tensors(group)
-            self._update(
-                params,
-                grads,
-                group_variances,
-                exp_avgs,
-                exp_variances,
-                steps,
-                **self._group_hyperparameters(group),
-            )
+            params, grads, buffers, steps = self._group_tensors(group)
+            hyperparameters = self._group_hyperparameters(group)
+            for step, tensors in split_by_step(steps, params, grads, group_variances, *buffers):
+                self._update(*tensors, step, **hyperparameters)
         return loss
 
 

@@ -74,6 +74,11 @@ def _table_rounding(r):
     r["curves"]["boston"]["EFGD (Table D.5)"] = [300.0, 10.0]  # alone, it beats ours
 
 
+def _selection_not_reproduced(r):
+    # the published cell ties in the grid, but run alone our selection ends 5 % higher
+    r["curves"]["boston"]["EFGD"] = [300.0, 10.9 * 1.05]
+
+
 def _table_edge(r):
     _table_fails(r)
     r["selected"]["boston"]["EFGD"]["log10_lr"] = LR_GRID[-1]
@@ -118,6 +123,7 @@ KEYS = {
         ("table", None, True),
         ("table", _table_fails, False),
         ("table", _table_rounding, None),
+        ("table", _selection_not_reproduced, None),
         ("table", _table_edge, None),
         ("speed", None, True),
         ("speed", _slower, False),

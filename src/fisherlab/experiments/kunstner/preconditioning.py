@@ -158,40 +158,49 @@ def run_batch(
         damping = (10.0 ** torch.as_tensor(log10_damping, dtype=dtype)).expand(R)
     point = model.at(theta)
     initial = point.loss
-    alive = torch.isfinite(initial)
+    # the runs still going; the iterations compute on their rows only
+    active = torch.isfinite(initial).nonzero().squeeze(1)
+    if active.numel() < R:
+        point = model.at(theta[active])
     losses, thetas = [initial.clone()], [theta.clone()]
     eye = torch.eye(D, dtype=dtype)
     # NGD on a Gaussian model: F, hence (F + λI) and its LU factors, are the same at every
-    # iterate; a run that stops keeps its factors, its direction is discarded.
+    # iterate; the factors of runs that stop are dropped with their rows.
     constant = method == "NGD" and model.fisher_is_constant
     factors = None
     for _ in range(iterations):
+        if active.numel() == 0:
+            # every run has stopped: the remaining losses are inf and the parameters stay
+            remaining = iterations + 1 - len(losses)
+            losses.extend([torch.full_like(initial, math.inf)] * remaining)
+            if keep_thetas:
+                thetas.extend([theta] * remaining)
+            break
         gradient = point.gradient
         if method == "GD":
             direction = gradient
         else:
-            gradient = torch.where(alive[:, None], gradient, 0.0)
             if factors is None:
-                B = torch.where(alive[:, None, None], preconditioner(point, method), eye)
-                lu = torch.linalg.lu_factor(B + damping[:, None, None] * eye)
+                B = preconditioner(point, method) + damping[active, None, None] * eye
+                lu = torch.linalg.lu_factor(B)
                 factors = lu if constant else None
             else:
                 lu = factors
             direction = torch.linalg.lu_solve(*lu, gradient.unsqueeze(-1)).squeeze(-1)
-        theta = torch.where(alive[:, None], preconditioned_update(theta, direction, lrs), theta)
-        point = model.at(theta)
+        moved = preconditioned_update(theta[active], direction, lrs[active])
+        theta.index_copy_(0, active, moved)
+        point = model.at(moved)
         loss = point.loss
-        alive = alive & torch.isfinite(loss) & (loss <= divergence_factor * initial)
-        losses.append(torch.where(alive, loss, math.inf))
+        going = torch.isfinite(loss) & (loss <= divergence_factor * initial[active])
+        losses.append(torch.full_like(initial, math.inf).index_put_((active[going],), loss[going]))
+        if not going.all():
+            kept = going.nonzero().squeeze(1)
+            active = active[kept]
+            point = model.at(moved[kept])
+            if factors is not None:
+                factors = (factors[0][kept], factors[1][kept])
         if keep_thetas:
             thetas.append(theta.clone())
-        if not alive.any():
-            # every run has stopped: the remaining losses are inf and the parameters stay
-            remaining = iterations + 1 - len(losses)
-            losses.extend([torch.full_like(loss, math.inf)] * remaining)
-            if keep_thetas:
-                thetas.extend([theta] * remaining)
-            break
     return Trajectory(torch.stack(losses), torch.stack(thetas) if keep_thetas else None)
 
 
