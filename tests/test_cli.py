@@ -305,5 +305,21 @@ def test_reproduce_starts_the_longest_full_runs_first():
     assert sorted(ordered) == sorted(names)
     seconds = [get(n).full_seconds for n in ordered]
     assert seconds == sorted(seconds, reverse=True) and seconds[0] > 0
-    assert ordered[0] == "kunstner-fig3"
+    assert ordered[0] == "wen-tables"
     assert longest_first(names, "quick") == names
+
+
+def test_reproduce_monitor_demo_task_writes_the_dashboard(tmp_path):
+    # the task ``reproduce`` runs in a worker beside the experiments
+    import torch
+
+    from fisherlab.cli import _monitor_demo
+
+    threads = torch.get_num_threads()
+    try:
+        html = _monitor_demo(tmp_path / "monitor-demo", 3, 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert html == tmp_path / "monitor-demo" / "dashboard.html"
+    assert html.is_file() and (tmp_path / "monitor-demo" / "run.jsonl").is_file()

@@ -373,6 +373,17 @@ def _reproduce_one(name: str, args: argparse.Namespace) -> int:
         return 1
 
 
+def _monitor_demo(out: Path, steps: int, threads: int | None) -> Path:
+    """The monitor's demo run of ``reproduce`` (also in a worker process); its dashboard."""
+    from fisherlab.monitor.demo import run_demo
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return run_demo(out, steps=steps)["html"]
+
+
 def longest_first(names: list[str], scale: str) -> list[str]:
     """Order full runs by their expected time, longest first (stable; quick runs unchanged).
 
@@ -400,8 +411,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     scale = "quick" if args.quick else "full"
     print(f"reproducing {len(names)} experiment(s) at {scale} scale into {args.out}")
+    steps = 60 if args.quick else 400
+    demo = None if args.only else (Path(args.out) / "monitor-demo", steps, args.threads)
     if args.jobs == 1:
         codes = [_reproduce_one(name, args) for name in names]
+        dashboard = None if demo is None else _monitor_demo(*demo)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -409,13 +423,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         names = longest_first(names, scale)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-            codes = list(pool.map(_reproduce_one, names, [args] * len(names)))
+            runs = [pool.submit(_reproduce_one, name, args) for name in names]
+            # the short demo goes last, into whichever worker frees up first
+            pending = None if demo is None else pool.submit(_monitor_demo, *demo)
+            codes = [run.result() for run in runs]
+            dashboard = None if pending is None else pending.result()
     failed = [name for name, code in zip(names, codes, strict=True) if code]
-    if not args.only:
-        from fisherlab.monitor.demo import run_demo
-
-        paths = run_demo(Path(args.out) / "monitor-demo", steps=60 if args.quick else 400)
-        print(f"monitor-demo: dashboard -> {paths['html']}")
+    if dashboard is not None:
+        print(f"monitor-demo: dashboard -> {dashboard}")
     report = write_report(args.out)
     print(f"report: {report.resolve()}")
     if failed:

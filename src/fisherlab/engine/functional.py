@@ -216,7 +216,8 @@ class FunctionalModel:
     # -- parameter plumbing -----------------------------------------------------------
     def flat_params(self) -> Tensor:
         """The current trainable parameters as one flat vector ``(D,)``."""
-        return torch.cat([self.params[name].reshape(-1) for name in self.names])
+        params = self.params
+        return torch.cat([params[name].reshape(-1) for name in self.names])
 
     def snapshot(self) -> list[Tensor]:
         """Copies of the current trainable parameters, to compare with by :meth:`unchanged`."""

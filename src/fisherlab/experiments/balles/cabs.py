@@ -580,7 +580,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="balles-cabs",
-        full_seconds=135,
+        full_seconds=55,
         title="CABS vs constant batch sizes and the norm-test Competitor",
         paper="Balles 2021, Fig. 4.2 and Fig. 4.3",
         description=(

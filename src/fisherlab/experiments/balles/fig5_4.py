@@ -582,7 +582,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="balles-fig5-4",
-        full_seconds=215,
+        full_seconds=110,
         title="Sign vs variance adaptation: M-SGD, M-SSD, M-SVAG, ADAM",
         paper="Balles 2021, Fig. 5.4",
         description=(

@@ -119,7 +119,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="balles-figB2",
-        full_seconds=160,
+        full_seconds=105,
         title="SVAG and ADAM* against M-SVAG and ADAM",
         paper="Balles 2021, Fig. B.2",
         description=(

@@ -121,7 +121,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="balles-figB3",
-        full_seconds=80,
+        full_seconds=50,
         title="M-SVAG with minibatch variance estimates (Alg. 6) vs moving averages",
         paper="Balles 2021, Fig. B.3",
         description=(

@@ -386,7 +386,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="ewc-fisher-choice",
-        full_seconds=80,
+        full_seconds=35,
         title="EWC with the exact, Monte-Carlo or empirical Fisher (permuted digits)",
         paper="EWC (Kirkpatrick et al. 2017) notes; Kunstner et al. 2019",
         description=(

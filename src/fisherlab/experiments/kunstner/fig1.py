@@ -457,7 +457,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="kunstner-fig1",
-        full_seconds=45,
+        full_seconds=40,
         title="Vector fields of GD, NGD and EF-preconditioned GD on linear regression",
         paper="Kunstner et al. 2019, Fig. 1 (App. D.3.1)",
         description=(

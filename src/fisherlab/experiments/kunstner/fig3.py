@@ -558,7 +558,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="kunstner-fig3",
-        full_seconds=270,
+        full_seconds=95,
         title="GD vs NGD vs EF-preconditioned GD on linear models (grid search)",
         paper="Kunstner et al. 2019, Fig. 3 and Table D.5",
         description=(

@@ -243,7 +243,7 @@ def train(
         total = int(updates)
     warmup = round(regime.warmup_fraction * total)
     if regime.noise is None:
-        opt = torch.optim.SGD(model.parameters(), lr=regime.lr)
+        opt = torch.optim.SGD(model.parameters(), lr=regime.lr, foreach=True)
     else:
         opt = make_noisy_optimizer(
             model, regime.noise, regime.lr, large_batch_size, small_batch_size, fisher,
@@ -282,7 +282,9 @@ def train(
 
 
 def _finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    """Whether every parameter entry is finite (one check over all of them)."""
+    entries = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return bool(torch.isfinite(entries).all())
 
 
 def fit_temperature(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:

@@ -424,7 +424,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="wen-fig2-3",
-        full_seconds=65,
+        full_seconds=45,
         title="SB vs LB vs LB + full / diagonal Fisher noise (1-D CNN on MNIST-1D)",
         paper=SOURCE,
         description=(

@@ -479,7 +479,7 @@ def claims(results: dict[str, Any]) -> list[Claim]:
 EXPERIMENT = register(
     Experiment(
         name="wen-tables",
-        full_seconds=215,
+        full_seconds=220,
         title="Validation accuracy of SB, LB and noise variants; sharpness (1-D CNN, MNIST-1D)",
         paper=SOURCE,
         description=(
