@@ -13,3 +13,14 @@ def test_check_finite_finds_one_bad_entry_and_lets_large_finite_entries_pass(bad
     t[417] = bad
     with pytest.raises(ValueError, match="t contains 1 NaN or inf"):
         check_finite(t, "t")
+
+
+def test_check_all_finite_names_the_first_bad_tensor_and_passes_large_finite_values():
+    from fisherlab.validation import check_all_finite
+
+    good = torch.ones(3, dtype=torch.float64)
+    huge = torch.full((4,), 3e38)  # float32 sum overflows, the entries are finite
+    check_all_finite({"a": good, "b": huge, "ids": torch.arange(3)})
+    bad = torch.tensor([1.0, float("nan")])
+    with pytest.raises(ValueError, match="b contains 1 NaN or inf"):
+        check_all_finite({"a": good, "b": bad, "c": torch.tensor([float("inf")])})

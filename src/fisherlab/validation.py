@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "check_all_finite",
     "check_finite",
     "check_model",
     "check_normalization",
@@ -38,6 +40,23 @@ def check_finite(tensor: Tensor, what: str) -> None:
     if not finite.all():
         bad = int((~finite).sum())
         raise ValueError(f"{what} contains {bad} NaN or inf value(s)")
+
+
+def check_all_finite(tensors: Mapping[str, Tensor]) -> None:
+    """:func:`check_finite` of every tensor of ``{what: tensor}``, with one synchronisation.
+
+    The common case (all finite) is decided at once: the sums of the tensors, stacked and
+    summed, are finite only if no entry is NaN or inf. A non-finite total is followed by the
+    check of each tensor, which names the first one holding NaN or inf.
+    """
+    floating = [t for t in tensors.values() if torch.is_floating_point(t)]
+    if not floating:
+        return
+    first = floating[0]
+    if bool(torch.isfinite(torch.stack([t.sum().to(first) for t in floating]).sum())):
+        return
+    for what, tensor in tensors.items():
+        check_finite(tensor, what)
 
 
 def check_normalization(model: torch.nn.Module) -> None:

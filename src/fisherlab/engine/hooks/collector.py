@@ -106,6 +106,7 @@ from fisherlab.quantities import Quantity, QuantitySpec, output_factor
 from fisherlab.representations.kfac import KFAC
 from fisherlab.scaling import Scaling
 from fisherlab.validation import (
+    check_all_finite,
     check_finite,
     check_likelihood,
     check_mc_samples,
@@ -489,16 +490,17 @@ class Collector:
         if self._inner or not torch.is_grad_enabled():
             return
         check_normalization(self.model)
-        for name, p in zip(self.names, self.params, strict=True):
-            check_finite(p.detach(), f"parameter {name!r}")
+        named = zip(self.names, self.params, strict=True)
+        checked = {f"parameter {name!r}": p.detach() for name, p in named}
         inp = None
         num_samples = None
         if len(args) == 1 and isinstance(args[0], Tensor):
             inp = args[0].detach()
             if inp.ndim == 0:
                 raise ValueError("the model input is a scalar: inputs must have shape (N, ...)")
-            check_finite(inp, "input data X")
+            checked["input data X"] = inp
             num_samples = inp.shape[0]
+        check_all_finite(checked)
         self._current = _Pass(inp, num_samples, fast=self.fallback_reason is None)
 
     def _on_layer_forward(

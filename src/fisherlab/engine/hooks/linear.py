@@ -81,11 +81,25 @@ class LinearRule(LayerRule):
     def squares_and_norms(
         self, module: torch.nn.Module, ctx: Tensor, b: Tensor
     ) -> tuple[Grads, Grads]:
-        """Both from one set of per-sample gradients where each would form them."""
-        if ctx.shape[1] == 1 or self._gram_is_cheaper(ctx, b):
+        r"""Both from one set of squares.
+
+        Without positions: :math:`\sum_n (\nabla_W)^{\odot 2} = (b^{\odot 2})^\top
+        a^{\odot 2}` and :math:`\|\nabla_W\|^2 = \|b_n\|^2\|a_n\|^2` share
+        :math:`a^{\odot 2}` and :math:`b^{\odot 2}`; with positions, one set of per-sample
+        gradients where each would form them.
+        """
+        if ctx.shape[1] == 1:
+            b2 = self._columns(ctx, b)[0, :, 0].square()  # (N, out)
+            a2 = ctx[:, 0].square()  # (N, in)
+            b2_norms = b2.sum(1)
+            sums: Grads = {"weight": b2.T @ a2}
+            norms: Grads = {"weight": b2_norms * a2.sum(1)}
+            if module.bias is not None:
+                sums["bias"], norms["bias"] = b2.sum(0), b2_norms
+            return sums, norms
+        if self._gram_is_cheaper(ctx, b):
             return super().squares_and_norms(module, ctx, b)
-        sums: Grads = {}
-        norms: Grads = {}
+        sums, norms = {}, {}
         for name, g in self.per_sample(module, ctx, b).items():
             sums[name], norms[name] = squares_and_norms_of(g[0])
         return sums, norms
