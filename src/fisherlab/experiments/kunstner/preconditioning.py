@@ -158,18 +158,24 @@ def run_batch(
         damping = (10.0 ** torch.as_tensor(log10_damping, dtype=dtype)).expand(R)
     point = model.at(theta)
     initial = point.loss
-    # the runs still going; the iterations compute on their rows only
-    active = torch.isfinite(initial).nonzero().squeeze(1)
-    if active.numel() < R:
-        point = model.at(theta[active])
+    # the runs still going, by index (None: all of them); iterations compute on their rows
+    going_rows = None
+    if not torch.isfinite(initial).all():
+        going_rows = torch.isfinite(initial).nonzero().squeeze(1)
+        point = model.at(theta[going_rows])
     losses, thetas = [initial.clone()], [theta.clone()]
     eye = torch.eye(D, dtype=dtype)
     # NGD on a Gaussian model: F, hence (F + λI) and its LU factors, are the same at every
     # iterate; the factors of runs that stop are dropped with their rows.
     constant = method == "NGD" and model.fisher_is_constant
     factors = None
+
+    def rows(values: Tensor) -> Tensor:
+        """The rows of ``values`` of the runs still going (read at each call)."""
+        return values if going_rows is None else values[going_rows]
+
     for _ in range(iterations):
-        if active.numel() == 0:
+        if going_rows is not None and going_rows.numel() == 0:
             # every run has stopped: the remaining losses are inf and the parameters stay
             remaining = iterations + 1 - len(losses)
             losses.extend([torch.full_like(initial, math.inf)] * remaining)
@@ -181,24 +187,35 @@ def run_batch(
             direction = gradient
         else:
             if factors is None:
-                B = preconditioner(point, method) + damping[active, None, None] * eye
-                lu = torch.linalg.lu_factor(B)
+                lu = torch.linalg.lu_factor(
+                    preconditioner(point, method) + rows(damping)[:, None, None] * eye
+                )
                 factors = lu if constant else None
             else:
                 lu = factors
             direction = torch.linalg.lu_solve(*lu, gradient.unsqueeze(-1)).squeeze(-1)
-        moved = preconditioned_update(theta[active], direction, lrs[active])
-        theta.index_copy_(0, active, moved)
+        moved = preconditioned_update(rows(theta), direction, rows(lrs))
+        if going_rows is None:
+            theta = moved
+        else:
+            theta.index_copy_(0, going_rows, moved)
         point = model.at(moved)
         loss = point.loss
-        going = torch.isfinite(loss) & (loss <= divergence_factor * initial[active])
-        losses.append(torch.full_like(initial, math.inf).index_put_((active[going],), loss[going]))
-        if not going.all():
+        going = torch.isfinite(loss) & (loss <= divergence_factor * rows(initial))
+        if going_rows is None and bool(going.all()):
+            losses.append(loss)
+        else:
+            if going_rows is None:
+                going_rows = torch.arange(R)
+            losses.append(
+                torch.full_like(initial, math.inf).index_put_((going_rows[going],), loss[going])
+            )
             kept = going.nonzero().squeeze(1)
-            active = active[kept]
-            point = model.at(moved[kept])
-            if factors is not None:
-                factors = (factors[0][kept], factors[1][kept])
+            if kept.numel() < going_rows.numel():
+                going_rows = going_rows[kept]
+                point = model.at(moved[kept])
+                if factors is not None:
+                    factors = (factors[0][kept], factors[1][kept])
         if keep_thetas:
             thetas.append(theta.clone())
     return Trajectory(torch.stack(losses), torch.stack(thetas) if keep_thetas else None)
