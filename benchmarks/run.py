@@ -441,7 +441,16 @@ def _autograd_hvp(model: nn.Module, X: torch.Tensor, y: torch.Tensor, v: torch.T
 # -- memory -----------------------------------------------------------------------------------
 def memory_probe(name: str, n: int, row: str, impl: str, device: torch.device) -> float:
     """Peak memory above the set-up state (MiB) over three calls of a method: resident
-    memory on the CPU, allocated device memory on CUDA."""
+    memory on the CPU, allocated device memory on CUDA.
+
+    The set-up state includes the model, the data, the built method and the modules torch
+    imports lazily on a first backward; no call of the method runs before the measurement,
+    for any library.
+    """
+    # torch.autograd.grad with output gradients imports torch's symbolic-shape module (and
+    # sympy, ≈ 50 MB) on its first call: a one-time module import, not the method's memory
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
     model, X, y = on_device(name, n, device)
     if row == "plain":
         method = plain(model, X, y)
