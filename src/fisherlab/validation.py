@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "all_finite",
     "check_all_finite",
     "check_finite",
     "check_model",
@@ -42,18 +43,29 @@ def check_finite(tensor: Tensor, what: str) -> None:
         raise ValueError(f"{what} contains {bad} NaN or inf value(s)")
 
 
-def check_all_finite(tensors: Mapping[str, Tensor]) -> None:
-    """:func:`check_finite` of every tensor of ``{what: tensor}``, with one synchronisation.
+def all_finite(tensors: Iterable[Tensor]) -> bool:
+    """Whether no floating-point tensor of ``tensors`` holds NaN or inf.
 
-    The common case (all finite) is decided at once: the sums of the tensors, stacked and
-    summed, are finite only if no entry is NaN or inf. A non-finite total is followed by the
-    check of each tensor, which names the first one holding NaN or inf.
+    The common case (all finite) is decided with one synchronisation: the sums of the
+    tensors, stacked and summed, are finite only if no entry is NaN or inf. A non-finite
+    total (which large finite entries can also produce) is followed by the entry-wise check
+    of each tensor.
     """
-    floating = [t for t in tensors.values() if torch.is_floating_point(t)]
+    floating = [t for t in tensors if torch.is_floating_point(t)]
     if not floating:
-        return
+        return True
     first = floating[0]
     if bool(torch.isfinite(torch.stack([t.sum().to(first) for t in floating]).sum())):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in floating)
+
+
+def check_all_finite(tensors: Mapping[str, Tensor]) -> None:
+    """:func:`check_finite` of every tensor of ``{what: tensor}``, decided by :func:`all_finite`.
+
+    Only when some tensor holds NaN or inf is each one checked, to name the first of them.
+    """
+    if all_finite(tensors.values()):
         return
     for what, tensor in tensors.items():
         check_finite(tensor, what)

@@ -63,13 +63,23 @@ class LinearRule(LayerRule):
         """``Σ_{k,n} ∇²``; a single matrix product for inputs without positions."""
         if ctx.shape[1] != 1:
             return super().sum_squares(module, ctx, b)
-        b = self._columns(ctx, b)[:, :, 0]  # (K, N, out)
-        b2 = b.square()
+        return self._squares_without_positions(module, ctx, b)[0]
+
+    def _squares_without_positions(
+        self, module: torch.nn.Module, ctx: Tensor, b: Tensor
+    ) -> tuple[Grads, Tensor, Tensor]:
+        r"""``Σ_{k,n} ∇²`` of inputs ``(N, 1, in)`` and the squares it is formed from.
+
+        :math:`\sum_{k,n} (\nabla_W)^{\odot 2} = (\sum_k b_k^{\odot 2})^\top a^{\odot 2}`;
+        the squares ``(N, out)`` and ``(N, in)`` are returned for the norms.
+        """
+        b2 = self._columns(ctx, b)[:, :, 0].square()  # (K, N, out)
         b2 = b2[0] if b2.shape[0] == 1 else b2.sum(0)
-        out: Grads = {"weight": b2.T @ ctx[:, 0].square()}
+        a2 = ctx[:, 0].square()
+        sums: Grads = {"weight": b2.T @ a2}
         if module.bias is not None:
-            out["bias"] = b2.sum(0)
-        return out
+            sums["bias"] = b2.sum(0)
+        return sums, b2, a2
 
     @staticmethod
     def _gram_is_cheaper(ctx: Tensor, b: Tensor) -> bool:
@@ -89,13 +99,11 @@ class LinearRule(LayerRule):
         gradients where each would form them.
         """
         if ctx.shape[1] == 1:
-            b2 = self._columns(ctx, b)[0, :, 0].square()  # (N, out)
-            a2 = ctx[:, 0].square()  # (N, in)
+            sums, b2, a2 = self._squares_without_positions(module, ctx, b)
             b2_norms = b2.sum(1)
-            sums: Grads = {"weight": b2.T @ a2}
             norms: Grads = {"weight": b2_norms * a2.sum(1)}
             if module.bias is not None:
-                sums["bias"], norms["bias"] = b2.sum(0), b2_norms
+                norms["bias"] = b2_norms
             return sums, norms
         if self._gram_is_cheaper(ctx, b):
             return super().squares_and_norms(module, ctx, b)

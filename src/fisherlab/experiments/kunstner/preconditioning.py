@@ -160,8 +160,9 @@ def run_batch(
     initial = point.loss
     # the runs still going, by index (None: all of them); iterations compute on their rows
     going_rows = None
-    if not torch.isfinite(initial).all():
-        going_rows = torch.isfinite(initial).nonzero().squeeze(1)
+    finite = torch.isfinite(initial)
+    if not finite.all():
+        going_rows = finite.nonzero().squeeze(1)
         point = model.at(theta[going_rows])
     losses, thetas = [initial.clone()], [theta.clone()]
     eye = torch.eye(D, dtype=dtype)

@@ -282,9 +282,10 @@ def train(
 
 
 def _finite(model: torch.nn.Module) -> bool:
-    """Whether every parameter entry is finite (one check over all of them)."""
-    entries = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    return bool(torch.isfinite(entries).all())
+    """Whether every parameter entry is finite (:func:`fisherlab.validation.all_finite`)."""
+    from fisherlab.validation import all_finite
+
+    return all_finite(p.detach() for p in model.parameters())
 
 
 def fit_temperature(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
